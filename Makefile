@@ -1,0 +1,49 @@
+# Every target installs what it needs: a fresh clone runs `make demo` or `make test` and nothing else.
+PYTHON      ?= python3.11
+VENV        := .venv
+BIN         := $(VENV)/bin
+STAMP       := $(VENV)/.installed
+export OFFSHOOT_DATABASE_URL ?= postgresql://postgres@127.0.0.1:55432/offshoot
+export OFFSHOOT_KAFKA        ?= 127.0.0.1:9092
+export HF_HUB_OFFLINE        := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv up down test unit lint demo bench contracts clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+up:  ## start real Kafka (KRaft) and PostgreSQL on loopback
+	deploy/postgres/up.sh
+	deploy/kafka/up.sh
+
+down:
+	deploy/kafka/down.sh
+	deploy/postgres/down.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: venv up lint  ## the whole suite, against the embedded default and real Kafka + PostgreSQL
+	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
+
+unit: venv  ## only what needs no server
+	$(BIN)/pytest -q -m "not integration" $(ARGS)
+
+demo: venv  ## the main job, on the embedded default (no servers)
+	$(BIN)/offshoot demo $(ARGS)
+
+bench: venv up
+	$(BIN)/python bench/eventstore.py $(ARGS)
+
+contracts: venv  ## regenerate contracts/schema and contracts/asyncapi.json from the code
+	$(BIN)/python -m contracts.export
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Code shared by two or more services: event store, bus, telemetry, errors."""

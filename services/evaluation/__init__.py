@@ -1,0 +1,1 @@
+"""The evaluation service (see ../shared/DESIGN.md); built by its own issue."""

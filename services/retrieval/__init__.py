@@ -1,0 +1,1 @@
+"""The retrieval service (see ../shared/DESIGN.md); built by its own issue."""

@@ -1,0 +1,1 @@
+"""The taxonomy service (see ../shared/DESIGN.md); built by its own issue."""
