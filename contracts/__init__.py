@@ -1,0 +1,19 @@
+"""The wire: every message that crosses a process boundary, as pydantic models.
+
+Importing this package registers every event and command type. ``python -m contracts.export``
+writes the JSON Schemas and the AsyncAPI document generated from these models.
+"""
+
+from contracts import namespaces
+from contracts.base import Command, Event, decode_event, upcaster
+from contracts.envelope import DeadLetter, Envelope
+
+__all__ = [
+    "Command",
+    "DeadLetter",
+    "Envelope",
+    "Event",
+    "decode_event",
+    "namespaces",
+    "upcaster",
+]
