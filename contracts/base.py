@@ -58,7 +58,7 @@ _upcasters: dict[tuple[str, int], Upcaster] = {}
 
 
 def upcaster(type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-    """Register a function turning version ``from_version`` data of an event into the next version."""
+    """Register a function that turns ``from_version`` data of an event into the next version."""
 
     def register(function: Upcaster) -> Upcaster:
         _upcasters[(type_name, from_version)] = function

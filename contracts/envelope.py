@@ -33,7 +33,7 @@ class Envelope(BaseModel):
 
 
 class DeadLetter(BaseModel):
-    """What lands on ``<topic>.dlq`` when a message cannot be handled: the reason and the raw bytes."""
+    """What lands on ``<topic>.dlq`` when a message cannot be handled: the reason, the raw bytes."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

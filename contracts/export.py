@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import contracts
 from contracts import topics
 from contracts.base import Command, Event, Message
@@ -24,9 +26,7 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
-def _schema(
-    model: type[Message] | type[contracts.Envelope] | type[contracts.DeadLetter],
-) -> dict[str, Any]:
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     if issubclass(model, Message):
         schema["x-type-name"] = model.type_name
@@ -80,12 +80,9 @@ def render_asyncapi() -> str:
     events = _messages(Event.registry)
     commands = _messages(Command.registry)
     schemas: dict[str, Any] = {}
-    for model in [
-        contracts.Envelope,
-        contracts.DeadLetter,
-        *Event.registry.values(),
-        *Command.registry.values(),
-    ]:
+    models: list[type[BaseModel]] = [contracts.Envelope, contracts.DeadLetter]
+    models += [*Event.registry.values(), *Command.registry.values()]
+    for model in models:
         schema = _schema(model)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

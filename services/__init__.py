@@ -1,1 +1,1 @@
-"""Offshoot services: each owns its aggregates, handlers, projections and routes; none imports another."""
+"""Offshoot services: each owns its aggregates, handlers, projections and routes."""

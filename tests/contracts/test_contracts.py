@@ -1,4 +1,4 @@
-"""The wire contracts: exported files stay current, envelopes refuse bad input, old events upcast."""
+"""Wire contracts: exported files stay current, envelopes refuse bad input, old events upcast."""
 
 from __future__ import annotations
 
