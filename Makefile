@@ -12,9 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 venv: $(STAMP)
 
+# uv keeps every wheel in its own cache (~/.cache/uv) and hard-links it into the venv, so the
+# multi-GB torch stack is downloaded once per machine, not once per clone or CI run.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	test -x $(BIN)/uv || $(BIN)/pip install -q 'uv>=0.8,<1'
+	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 up:  ## start real Kafka (KRaft) and PostgreSQL on loopback

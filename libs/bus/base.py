@@ -60,5 +60,5 @@ class Bus(Protocol):
         ...
 
     async def subscribe(self, topic: str, *, group: str, handler: Handler) -> None:
-        """Register ``handler`` as a member of ``group`` on ``topic``; works before or after start."""
+        """Add ``handler`` as a member of ``group`` on ``topic``; works before or after start."""
         ...
