@@ -1,0 +1,113 @@
+"""Read models fed from ``read_all``, exactly-once in effect: each batch of events is applied and
+the checkpoint saved in one transaction of the store, so a crash or a failing ``apply`` leaves
+both the read model and the checkpoint as they were before the batch.
+
+One runner per projection name at a time: two runners of the same projection would both apply
+the batches after the checkpoint they read (run it in one process, or behind a leader lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from libs.eventstore.base import EventStore, RecordedEvent, Transaction
+
+
+class Projection(Protocol):
+    """A read model kept in tables of the event store's database, rebuildable from position 0."""
+
+    name: str
+    """Stable and unique: it names the checkpoint (``projection:<name>``)."""
+
+    async def setup(self, tx: Transaction) -> None:
+        """Create the read model's tables when missing (runs once per runner)."""
+        ...
+
+    async def clear(self, tx: Transaction) -> None:
+        """Empty the read model, for a rebuild."""
+        ...
+
+    async def apply(self, event: RecordedEvent, tx: Transaction) -> None:
+        """Fold one event into the read model; every write goes through ``tx``."""
+        ...
+
+
+class ProjectionRunner:
+    """Feeds ``projection`` every event after its checkpoint, in global order."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        projection: Projection,
+        *,
+        batch_size: int = 500,
+        idle_timeout: float = 1.0,
+    ) -> None:
+        """``idle_timeout``: how long ``run`` waits for an append before checking again."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        self._store = store
+        self._projection = projection
+        self._batch_size = batch_size
+        self._idle_timeout = idle_timeout
+        self._set_up = False
+        self.checkpoint_name = f"projection:{projection.name}"
+
+    async def catch_up(self) -> int:
+        """Apply the events after the checkpoint up to the current head; return how many."""
+        await self._setup()
+        position = await self._store.load_checkpoint(self.checkpoint_name)
+        head = await self._store.head_position()
+        applied = 0
+        while position < head:
+            events = await self._store.read_all(from_position=position, limit=self._batch_size)
+            if not events:
+                break
+            async with self._store.transaction() as tx:
+                for event in events:
+                    await self._projection.apply(event, tx)
+                position = events[-1].global_position
+                await self._store.save_checkpoint(self.checkpoint_name, position, tx=tx)
+            applied += len(events)
+        return applied
+
+    async def rebuild(self) -> int:
+        """Empty the read model and apply every event from position 0; return how many."""
+        await self._setup()
+        async with self._store.transaction() as tx:
+            await self._projection.clear(tx)
+            await self._store.save_checkpoint(self.checkpoint_name, 0, tx=tx)
+        return await self.catch_up()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Catch up, then wait for appends and catch up again, until ``stop`` is set.
+        An error from the projection or the store ends the run (the batch is rolled back)."""
+        while not stop.is_set():
+            await self.catch_up()
+            position = await self._store.load_checkpoint(self.checkpoint_name)
+            await _first_of(
+                self._store.wait_for_append(after_position=position, timeout=self._idle_timeout),
+                stop,
+            )
+
+    async def _setup(self) -> None:
+        if not self._set_up:
+            async with self._store.transaction() as tx:
+                await self._projection.setup(tx)
+            self._set_up = True
+
+
+async def _first_of(waiting: Coroutine[Any, Any, bool], stop: asyncio.Event) -> None:
+    """Wait until ``waiting`` returns or ``stop`` is set, whichever is first; cancel the other."""
+    waiter = asyncio.ensure_future(waiting)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiter, stopper):
+            task.cancel()
+        await asyncio.gather(waiter, stopper, return_exceptions=True)
+    if not waiter.cancelled():
+        waiter.result()  # a store error while waiting ends the run
