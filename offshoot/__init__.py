@@ -1,0 +1,3 @@
+"""Offshoot: branchable, versioned retrieval over AI data. The SDK and CLI live here."""
+
+__version__ = "0.1.0"
