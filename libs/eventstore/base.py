@@ -132,11 +132,13 @@ class EventStore(Protocol):
         """The last position a consumer called ``name`` has fully handled; 0 when it never ran."""
         ...
 
-    async def save_checkpoint(self, name: str, position: int, *, tx: Transaction | None = None) -> None:
+    async def save_checkpoint(
+        self, name: str, position: int, *, tx: Transaction | None = None
+    ) -> None:
         """Record ``position`` for ``name``; inside ``tx`` it commits with the read-model writes."""
         ...
 
-    async def wait_for_append(self, *, after_position: int, timeout: float) -> bool:
+    async def wait_for_append(self, *, after_position: int, timeout: float) -> bool:  # noqa: ASYNC109 (a poll interval, not a deadline)
         """Wait until the head passes ``after_position`` or ``timeout`` seconds go by; True if it did.
         Wakes at once for appends made through this instance and polls for others."""
         ...
