@@ -8,7 +8,6 @@ each other's messages, and consumer timeouts are lowered so group joins take mil
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 import uuid
@@ -18,35 +17,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from libs.bus import Bus, KafkaBus, LocalBus, Message
+from tests.infra import kafka_servers, new_kafka_bus
 
 PARTITIONS = 4
 
 BusFactory = Callable[[], Bus]
 TopicFactory = Callable[..., Awaitable[str]]
 WaitUntil = Callable[..., Awaitable[None]]
-
-
-def kafka_servers() -> str:
-    """The broker of the integration tests, or a skip with the way to get one."""
-    servers = os.environ.get("OFFSHOOT_KAFKA", "").strip()
-    if not servers:
-        pytest.skip(
-            "OFFSHOOT_KAFKA is not set; start Kafka with deploy/kafka/up.sh and export "
-            "OFFSHOOT_KAFKA=127.0.0.1:9092 to run the Kafka adapter"
-        )
-    return servers
-
-
-def new_kafka_bus(servers: str) -> KafkaBus:
-    """A Kafka bus tuned for tests: fast heartbeats so rebalances settle in a few hundred ms."""
-    return KafkaBus(
-        servers,
-        client_id="offshoot-tests",
-        session_timeout_ms=6_000,  # the broker's group.min.session.timeout.ms
-        heartbeat_interval_ms=100,
-        join_timeout=20.0,
-        graceful_timeout=10.0,
-    )
 
 
 @pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.integration)])

@@ -8,18 +8,14 @@ test can reopen the same store or open a second instance beside it. The PostgreS
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from libs.eventstore import EventStore, open_event_store
-
-DATABASE_URL = os.environ.get("OFFSHOOT_DATABASE_URL")
+from tests.infra import postgres_schema
 
 
 @dataclass(frozen=True)
@@ -32,10 +28,6 @@ class Backend:
         return await open_event_store(self.url)
 
 
-def _with_schema(dsn: str, schema: str) -> str:
-    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     if request.param == "sqlite":
@@ -45,22 +37,10 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             unreachable_url=f"sqlite:///{tmp_path / 'no-such-directory' / 'events.sqlite3'}",
         )
         return
-    if not DATABASE_URL:
-        pytest.skip(
-            "OFFSHOOT_DATABASE_URL is not set: the PostgreSQL event-store tests need a server "
-            "(`make up`, then `make test`, which exports it)"
+    async with postgres_schema("eventstore") as url:
+        yield Backend(
+            "postgres", url=url, unreachable_url="postgresql://postgres@127.0.0.1:1/offshoot"
         )
-    schema = f"test_eventstore_{uuid.uuid4().hex[:12]}"
-    yield Backend(
-        "postgres",
-        url=_with_schema(DATABASE_URL, schema),
-        unreachable_url="postgresql://postgres@127.0.0.1:1/offshoot",
-    )
-    connection = await asyncpg.connect(DATABASE_URL)
-    try:
-        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
