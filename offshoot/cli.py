@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +30,7 @@ def demo(
     from offshoot.demo import run_demo
 
     try:
-        asyncio.run(run_demo(data_dir))
+        run_demo(data_dir)
     except OffshootError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -6,32 +6,58 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from contracts.base import Event
-from contracts.namespaces import NamespaceCreated, NamespaceForked, NamespaceUpdated
+from contracts.namespaces import (
+    NamespaceActivated,
+    NamespaceCloneFailed,
+    NamespaceCreated,
+    NamespaceDeleted,
+    NamespaceForkAcknowledged,
+    NamespaceForked,
+    NamespaceUpdated,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Namespace:
     namespace_id: str = ""
+    organization_id: str = ""
     namespace_name: str = ""
     description: str = ""
     parent_namespace_id: str | None = None
     forked_at_position: int | None = None
+    status: str = "ACTIVE"
     version: int = 0
 
 
 def evolve(state: Namespace, event: Event) -> Namespace:
     """One step of the fold; events of other aggregates are not expected in a namespace stream."""
     match event:
-        case NamespaceCreated(namespace_id=ns_id, namespace_name=name, description=description):
-            state = Namespace(namespace_id=ns_id, namespace_name=name, description=description)
+        case NamespaceCreated():
+            state = Namespace(
+                namespace_id=event.namespace_id,
+                organization_id=event.organization_id,
+                namespace_name=event.namespace_name,
+                description=event.description,
+            )
         case NamespaceForked():
             state = replace(
                 state,
                 namespace_id=event.namespace_id,
+                organization_id=event.organization_id,
                 namespace_name=event.namespace_name,
+                description=event.description,
                 parent_namespace_id=event.parent_namespace_id,
                 forked_at_position=event.at_position,
+                status="CLONING",
             )
+        case NamespaceActivated():
+            state = replace(state, status="ACTIVE")
+        case NamespaceCloneFailed():
+            state = replace(state, status="FAILED")
+        case NamespaceDeleted():
+            state = replace(state, status="DELETED")
+        case NamespaceForkAcknowledged():
+            pass
         case NamespaceUpdated(namespace_name=name, description=description):
             state = replace(
                 state,
@@ -39,7 +65,7 @@ def evolve(state: Namespace, event: Event) -> Namespace:
                 description=state.description if description is None else description,
             )
         case _:
-            raise TypeError(f"a namespace stream cannot hold {type(event).__name__}")
+            pass  # resource events (buckets, objects, ...) share the stream; other folds read them
     return replace(state, version=state.version + 1)
 
 

@@ -1,0 +1,244 @@
+"""The Python SDK: ``Client(base_url, api_key)`` over HTTP, or ``Client.embedded(data_dir)``,
+which runs every service in this process on the embedded default and talks to it over loopback
+HTTP — the same methods, the same wire, either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from libs.auth import AuthenticationError, PermissionDeniedError
+from libs.errors import ConflictError, InvalidInputError, NotFoundError, OffshootError
+
+_ERRORS: dict[int, type[OffshootError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: InvalidInputError,
+    422: InvalidInputError,
+}
+
+
+class Record(dict[str, Any]):
+    """A response object: a dict whose keys also read as attributes (``task.task_id``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return Record(value) if isinstance(value, dict) else value
+
+
+class ApiError(OffshootError):
+    """An HTTP error the API returned that has no more specific class."""
+
+
+class _Group:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+class Namespaces(_Group):
+    def create(self, namespace_name: str, description: str = "") -> Record:
+        return self._client.request(
+            "POST",
+            "/v1/namespaces",
+            json={"namespace_name": namespace_name, "description": description},
+        )
+
+    def get(self, namespace_identifier: str, *, as_of: int | None = None) -> Record:
+        params = {} if as_of is None else {"as_of": as_of}
+        return self._client.request("GET", f"/v1/namespaces/{namespace_identifier}", params=params)
+
+    def list(self) -> list[Record]:
+        return [Record(r) for r in self._client.request("GET", "/v1/namespaces")["results"]]
+
+    def update(self, namespace_identifier: str, **changes: Any) -> Record:
+        return self._client.request("PATCH", f"/v1/namespaces/{namespace_identifier}", json=changes)
+
+    def delete(self, namespace_identifier: str) -> None:
+        self._client.request("DELETE", f"/v1/namespaces/{namespace_identifier}")
+
+    def clone(self, namespace_identifier: str, body: dict[str, Any]) -> Record:
+        """Start a clone; returns its task (``client.tasks.wait(task.task_id)``)."""
+        return self._client.request(
+            "POST", f"/v1/namespaces/{namespace_identifier}/clone", json=body
+        )
+
+
+class Tasks(_Group):
+    def get(self, task_id: str) -> Record:
+        return self._client.request("GET", f"/v1/tasks/{task_id}")
+
+    def list(self, limit: int = 100) -> list[Record]:
+        return [
+            Record(r)
+            for r in self._client.request("GET", "/v1/tasks", params={"limit": limit})["results"]
+        ]
+
+    def wait(self, task_id: str, *, timeout: float = 600.0, interval: float = 0.05) -> Record:
+        """Poll until the task finishes; raises TimeoutError with its last state otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.get(task_id)
+            if task["status"] in (
+                "COMPLETED",
+                "COMPLETED_WITH_ERRORS",
+                "FAILED",
+                "CANCELED",
+                "SKIPPED",
+            ):
+                return task
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id} still {task['status']} after {timeout} s")
+            time.sleep(interval)
+
+
+class Keys(_Group):
+    def create(
+        self, name: str, permissions: list[str], namespace_ids: list[str] | None = None
+    ) -> Record:
+        body = {"name": name, "permissions": permissions, "namespace_ids": namespace_ids}
+        return self._client.request("POST", "/v1/keys", json=body)
+
+    def revoke(self, key_id: str) -> None:
+        self._client.request("DELETE", f"/v1/keys/{key_id}")
+
+
+class Client:
+    def __init__(
+        self, base_url: str, api_key: str, *, namespace: str | None = None, timeout: float = 60.0
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if namespace:
+            headers["X-Namespace"] = namespace
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self._server: _EmbeddedServer | None = None
+        self.namespaces = Namespaces(self)
+        self.tasks = Tasks(self)
+        self.keys = Keys(self)
+
+    @classmethod
+    def embedded(cls, data_dir: str | os.PathLike[str], *, namespace: str | None = None) -> Client:
+        """Run every service in-process on ``data_dir`` (created if missing) and connect to it.
+
+        The first call bootstraps an organization and stores its admin key in ``data_dir/admin.key``.
+        """
+        server = _EmbeddedServer(Path(data_dir))
+        client = cls(server.base_url, server.api_key, namespace=namespace)
+        client._server = server
+        return client
+
+    def with_namespace(self, namespace: str) -> Client:
+        """The same connection, sending ``X-Namespace: namespace``."""
+        twin = object.__new__(Client)
+        twin.__dict__.update(self.__dict__)
+        twin._http = httpx.Client(
+            base_url=self._http.base_url,
+            headers={**self._http.headers, "X-Namespace": namespace},
+            timeout=self._http.timeout,
+        )
+        twin.namespaces, twin.tasks, twin.keys = Namespaces(twin), Tasks(twin), Keys(twin)
+        return twin
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Record:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error", response.text)
+            except ValueError:
+                message = response.text
+            raise _ERRORS.get(response.status_code, ApiError)(
+                f"HTTP {response.status_code}: {message}"
+            )
+        return Record(response.json()) if response.content else Record()
+
+    def close(self) -> None:
+        self._http.close()
+        if self._server is not None:
+            self._server.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class _EmbeddedServer:
+    """The embedded runtime served by uvicorn on a free loopback port, in a daemon thread."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from offshoot.runtime import Runtime
+
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self._port}"
+        self.api_key = ""
+        self._server: uvicorn.Server | None = None
+
+        async def serve() -> None:
+            runtime = await Runtime.open(data_dir=data_dir)
+            try:
+                self.api_key = await _admin_key(runtime, data_dir)
+                config = uvicorn.Config(
+                    runtime.asgi,
+                    host="127.0.0.1",
+                    port=self._port,
+                    log_level="warning",
+                    lifespan="off",
+                )
+                self._server = uvicorn.Server(config)
+                serving = asyncio.create_task(self._server.serve())
+                while not self._server.started:  # noqa: ASYNC110 (uvicorn offers only a flag)
+                    await asyncio.sleep(0.01)
+                self._ready.set()
+                await serving
+            finally:
+                await runtime.close()
+
+        def run() -> None:
+            try:
+                asyncio.run(serve())
+            except BaseException as error:  # surfaced to the caller below
+                self._error = error
+                self._ready.set()
+
+        self._thread = threading.Thread(target=run, name="offshoot-embedded", daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=120)
+        if self._error is not None:
+            raise self._error
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+async def _admin_key(runtime: Any, data_dir: Path) -> str:
+    path = data_dir / "admin.key"
+    if path.exists():
+        return path.read_text().strip()
+    _, key = await runtime.catalog.bootstrap()
+    path.write_text(key.api_key + "\n")
+    path.chmod(0o600)
+    return str(key.api_key)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
