@@ -3,9 +3,10 @@
 # No `from __future__ import annotations`: FastAPI must see the local `Caller` alias at def time.
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.auth import CreateApiKey, Permission
@@ -18,6 +19,7 @@ from contracts.namespaces import (
     UpdateNamespace,
 )
 from libs.auth import Principal
+from libs.errors import InvalidInputError
 from services.catalog.service import CatalogService
 
 
@@ -40,6 +42,34 @@ class KeyBody(_Body):
     name: str = Field(min_length=1, max_length=200)
     permissions: list[Permission] = Field(min_length=1)
     namespace_ids: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who is calling and in which namespace (``X-Namespace``: an id or a name)."""
+
+    principal: Principal
+    namespace: dict[str, Any]
+
+    @property
+    def namespace_id(self) -> str:
+        return str(self.namespace["namespace_id"])
+
+
+def scope_dependency(
+    service: CatalogService, principal: Callable[..., Awaitable[Principal]]
+) -> Callable[..., Awaitable[Scope]]:
+    """A FastAPI dependency for namespace-scoped routes; 404 for a namespace the key may not see."""
+
+    async def scope(
+        caller: Annotated[Principal, Depends(principal)],
+        x_namespace: Annotated[str | None, Header()] = None,
+    ) -> Scope:
+        if not x_namespace:
+            raise InvalidInputError("missing X-Namespace header (a namespace id or name)")
+        return Scope(caller, await service.namespace(caller, x_namespace))
+
+    return scope
 
 
 def router(service: CatalogService, principal: Callable[..., Awaitable[Principal]]) -> APIRouter:

@@ -89,20 +89,24 @@ class CatalogService:
     # ---- organizations and keys ------------------------------------------------------------
 
     async def bootstrap(self, organization_name: str = "default") -> tuple[str, NewKey]:
-        """Create the first organization and its admin key; refused once one exists."""
+        """Create the first organization and its admin key; refused once any exists."""
+        async with self.store.transaction() as tx:
+            existing = await tx.fetch("SELECT organization_id FROM cat_organizations LIMIT 1")
+        if existing:
+            raise ConflictError(
+                f"already initialised: organization {existing[0]['organization_id']} exists"
+            )
+        return await self.create_organization(organization_name)
+
+    async def create_organization(self, name: str) -> tuple[str, NewKey]:
+        """A new organization with an admin key (an operator's action, not an API call)."""
+        organization_id = new_id("org")
+        key_id, api_key, secret_hash = generate_key()
         async with self._lock:
-            async with self.store.transaction() as tx:
-                existing = await tx.fetch("SELECT organization_id FROM cat_organizations LIMIT 1")
-            if existing:
-                raise ConflictError(
-                    f"already initialised: organization {existing[0]['organization_id']} exists"
-                )
-            organization_id = new_id("org")
-            key_id, api_key, secret_hash = generate_key()
             await self._append(
                 organization_id,
                 [
-                    OrganizationCreated(organization_id=organization_id, internal_id=secrets.token_hex(12), name=organization_name),
+                    OrganizationCreated(organization_id=organization_id, internal_id=secrets.token_hex(12), name=name),
                     ApiKeyCreated(
                         key_id=key_id, organization_id=organization_id, name="admin",
                         secret_sha256=secret_hash, permissions=[Permission.ADMIN],
@@ -110,7 +114,7 @@ class CatalogService:
                 ],
                 expected_version=0, namespace_id=None,
             )  # fmt: skip
-            return organization_id, NewKey(key_id, api_key)
+        return organization_id, NewKey(key_id, api_key)
 
     async def create_key(self, principal: Principal, command: CreateApiKey) -> NewKey:
         principal.require(Permission.ADMIN)

@@ -1,0 +1,160 @@
+"""Access: keys authenticate, permissions nest, and nothing crosses an organization or a key's
+namespace scope — a resource the caller may not know about is a 404, on every route."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+
+from tests.catalog.conftest import Api
+
+
+async def _victim(api: Api) -> dict[str, str]:
+    """Resources of the bootstrap organization, one per kind of path parameter."""
+    namespace = await api.ok("POST", "/v1/namespaces", json={"namespace_name": "victim"})
+    task = await api.ok(
+        "POST", "/v1/namespaces/victim/clone", json={"namespace_name": "victim-copy"}
+    )
+    key = await api.ok("POST", "/v1/keys", json={"name": "reader", "permissions": ["read"]})
+    return {
+        "namespace_identifier": namespace["namespace_id"],
+        "task_id": task["task_id"],
+        "key_id": key["key_id"],
+    }
+
+
+def _routes(api: Api) -> list[APIRoute]:
+    return [
+        r for r in api.runtime.app.routes if isinstance(r, APIRoute) and r.path.startswith("/v1/")
+    ]
+
+
+async def _intruder(api: Api) -> str:
+    _, key = await api.runtime.catalog.create_organization("intruder")
+    return key.api_key
+
+
+async def test_every_route_with_an_id_answers_404_to_another_organization(api: Api) -> None:
+    victim = await _victim(api)
+    intruder = await _intruder(api)
+
+    for route in _routes(api):
+        params = re.findall(r"{(\w+)}", route.path)
+        if not params:
+            continue
+        missing = [p for p in params if p not in victim]
+        assert not missing, f"teach this test the path parameter(s) {missing} of {route.path}"
+        path = route.path.format(**victim)
+        for method in route.methods:
+            response = await api.call(
+                method,
+                path,
+                key=intruder,
+                namespace=victim["namespace_identifier"],
+                json=_body(method),
+            )
+            assert response.status_code == 404, f"{method} {path} answered {response.status_code}"
+
+
+async def test_lists_never_show_another_organizations_resources(api: Api) -> None:
+    victim = await _victim(api)
+    intruder = await _intruder(api)
+
+    namespaces = await api.ok("GET", "/v1/namespaces", key=intruder)
+    tasks = await api.ok("GET", "/v1/tasks", key=intruder)
+
+    assert namespaces["results"] == []
+    assert victim["task_id"] not in {t["task_id"] for t in tasks["results"]}
+
+
+async def test_a_namespace_scoped_key_sees_only_its_namespaces(api: Api) -> None:
+    mine = await api.ok("POST", "/v1/namespaces", json={"namespace_name": "mine"})
+    await api.ok("POST", "/v1/namespaces", json={"namespace_name": "theirs"})
+    scoped = await api.ok(
+        "POST",
+        "/v1/keys",
+        json={"name": "scoped", "permissions": ["write"], "namespace_ids": [mine["namespace_id"]]},
+    )
+
+    listed = await api.ok("GET", "/v1/namespaces", key=scoped["api_key"])
+    hidden = await api.call("GET", "/v1/namespaces/theirs", key=scoped["api_key"])
+
+    assert [n["namespace_name"] for n in listed["results"]] == ["mine"]
+    assert hidden.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("authorization", "message"),
+    [
+        (None, "missing API key"),
+        ("Bearer nonsense", "malformed API key"),
+        ("Bearer osk.key_00000000000000000000.abc", "invalid API key"),
+        ("Basic dXNlcjpwYXNz", "missing API key"),
+    ],
+)
+async def test_requests_without_a_valid_key_are_401(
+    api: Api, authorization: str | None, message: str
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+
+    response = await api.http.get("/v1/namespaces", headers=headers)
+
+    assert response.status_code == 401
+    assert message in response.json()["error"]
+
+
+async def test_a_wrong_secret_for_a_real_key_is_401(api: Api) -> None:
+    key_id = api.admin_key.split(".")[1]
+
+    response = await api.http.get(
+        "/v1/namespaces", headers={"Authorization": f"Bearer osk.{key_id}.wrong"}
+    )
+
+    assert response.status_code == 401
+
+
+async def test_a_revoked_key_stops_working(api: Api) -> None:
+    key = await api.ok("POST", "/v1/keys", json={"name": "temp", "permissions": ["read"]})
+    await api.ok("DELETE", f"/v1/keys/{key['key_id']}")
+
+    response = await api.call("GET", "/v1/namespaces", key=key["api_key"])
+
+    assert response.status_code == 401
+    assert "revoked" in response.json()["error"]
+
+
+async def test_a_read_key_cannot_write(api: Api) -> None:
+    reader = await api.ok("POST", "/v1/keys", json={"name": "reader", "permissions": ["read"]})
+
+    response = await api.call(
+        "POST", "/v1/namespaces", key=reader["api_key"], json={"namespace_name": "x"}
+    )
+
+    assert response.status_code == 403
+    assert "'write'" in response.json()["error"]
+
+
+async def test_only_admin_keys_make_keys(api: Api) -> None:
+    writer = await api.ok("POST", "/v1/keys", json={"name": "writer", "permissions": ["write"]})
+
+    response = await api.call(
+        "POST", "/v1/keys", key=writer["api_key"], json={"name": "x", "permissions": ["admin"]}
+    )
+
+    assert response.status_code == 403
+
+
+async def test_keys_are_stored_hashed(api: Api) -> None:
+    key = await api.ok("POST", "/v1/keys", json={"name": "k", "permissions": ["read"]})
+
+    stored = await api.runtime.catalog.find_key(key["key_id"])
+
+    assert stored is not None
+    assert key["api_key"].split(".")[2] not in stored.secret_sha256
+
+
+def _body(method: str) -> Any:
+    return {} if method in ("POST", "PATCH", "PUT") else None
