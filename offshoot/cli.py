@@ -1,17 +1,99 @@
-"""The ``offshoot`` command. User mistakes print one line and exit 2; never a traceback."""
+"""The ``offshoot`` command. It mirrors the SDK; user mistakes print one line and exit 2.
+
+Connection: ``--url`` and ``--api-key`` (or ``OFFSHOOT_URL`` / ``OFFSHOOT_API_KEY``) for a
+running API, or ``--data-dir`` (``OFFSHOOT_DATA_DIR``) to run everything embedded in-process.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from libs.errors import OffshootError
+from offshoot.client import Client, Record
 
 app = typer.Typer(
     help="Offshoot: branchable, versioned retrieval over AI data.", no_args_is_help=True
 )
+admin = typer.Typer(help="Operator commands (bootstrap).", no_args_is_help=True)
+namespaces = typer.Typer(
+    help="Namespaces: environments you can clone in O(1).", no_args_is_help=True
+)
+tasks = typer.Typer(help="Tasks: the status of asynchronous work.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+app.add_typer(namespaces, name="namespaces")
+app.add_typer(tasks, name="tasks")
+console = Console()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DataDir = Annotated[
+    Path | None, typer.Option(envvar="OFFSHOOT_DATA_DIR", help="Run embedded on this directory.")
+]
+Url = Annotated[str | None, typer.Option(envvar="OFFSHOOT_URL", help="Base URL of a running API.")]
+ApiKey = Annotated[str | None, typer.Option(envvar="OFFSHOOT_API_KEY", help="API key for --url.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def one_line_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """User mistakes and API refusals become ``error: ...`` and exit code 2, never a traceback."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (OffshootError, TimeoutError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+@contextmanager
+def connect(data_dir: Path | None, url: str | None, api_key: str | None) -> Iterator[Client]:
+    if data_dir is not None and url is not None:
+        raise OffshootError("give either --data-dir or --url, not both")
+    if url is not None:
+        if not api_key:
+            raise OffshootError("--url needs --api-key (or OFFSHOOT_API_KEY)")
+        client = Client(url, api_key)
+    else:
+        client = Client.embedded(data_dir or Path(".offshoot"))
+    with client:
+        yield client
+
+
+def show(records: list[Record] | Record, columns: list[str], as_json: bool) -> None:
+    rows = records if isinstance(records, list) else [records]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, default=str))
+        return
+    table = Table()
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    return (
+        "-"
+        if value is None
+        else value
+        if isinstance(value, str)
+        else json.dumps(value, default=str)
+    )
 
 
 @app.callback()
@@ -20,17 +102,174 @@ def main() -> None:
 
 
 @app.command()
+@one_line_errors
 def demo(
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Keep the embedded store here (default: a temporary directory)."),
+        typer.Option(help="Keep the embedded data here (default: a temporary directory)."),
     ] = None,
 ) -> None:
-    """Run the embedded scenario: create a namespace, fork it, diverge both sides, print both states."""
+    """The main scenario on the embedded default: create, clone, diverge, time-travel."""
     from offshoot.demo import run_demo
 
-    try:
-        run_demo(data_dir)
-    except OffshootError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    run_demo(data_dir)
+
+
+@app.command()
+@one_line_errors
+def serve(
+    data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None, typer.Option(envvar="OFFSHOOT_DATABASE_URL", help="PostgreSQL event store.")
+    ] = None,
+    kafka: Annotated[
+        str | None, typer.Option(envvar="OFFSHOOT_KAFKA", help="Kafka bootstrap servers.")
+    ] = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Serve the HTTP API: embedded on --data-dir, or on PostgreSQL + Kafka."""
+    import uvicorn
+
+    from offshoot.runtime import Runtime
+
+    async def run() -> None:
+        if database_url:
+            runtime = await Runtime.open(
+                store_url=database_url, bus_url=f"kafka://{kafka}" if kafka else None
+            )
+        else:
+            runtime = await Runtime.open(data_dir=data_dir or Path(".offshoot"))
+        try:
+            typer.echo(f"offshoot: serving on http://{host}:{port}")
+            await uvicorn.Server(
+                uvicorn.Config(runtime.asgi, host=host, port=port, log_level="warning")
+            ).serve()
+        finally:
+            await runtime.close()
+
+    asyncio.run(run())
+
+
+@admin.command("init")
+@one_line_errors
+def admin_init(
+    data_dir: DataDir = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Bootstrap a PostgreSQL event store instead.")
+    ] = None,
+    organization: Annotated[str, typer.Option(help="Name of the first organization.")] = "default",
+) -> None:
+    """Create the first organization and its admin key (shown once)."""
+    from offshoot.runtime import Runtime
+
+    async def run() -> tuple[str, str]:
+        if database_url:
+            runtime = await Runtime.open(store_url=database_url)
+        else:
+            runtime = await Runtime.open(data_dir=data_dir or Path(".offshoot"))
+        try:
+            organization_id, key = await runtime.catalog.bootstrap(organization)
+            return organization_id, key.api_key
+        finally:
+            await runtime.close()
+
+    organization_id, api_key = asyncio.run(run())
+    typer.echo(f"organization {organization_id} created; admin API key (shown once):\n{api_key}")
+
+
+NAMESPACE_COLUMNS = [
+    "namespace_name",
+    "namespace_id",
+    "description",
+    "parent_namespace_id",
+    "forked_at_position",
+]
+TASK_COLUMNS = ["task_id", "kind", "status", "progress", "error"]
+
+
+@namespaces.command("list")
+@one_line_errors
+def namespaces_list(
+    data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False
+) -> None:
+    """List the namespaces this key may see."""
+    with connect(data_dir, url, api_key) as client:
+        show(client.namespaces.list(), NAMESPACE_COLUMNS, as_json)
+
+
+@namespaces.command("get")
+@one_line_errors
+def namespaces_get(
+    namespace: str,
+    as_of: Annotated[int | None, typer.Option(help="Read it as it was at this global position.")] = None,
+    data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Show one namespace (by id or name)."""
+    with connect(data_dir, url, api_key) as client:
+        show(client.namespaces.get(namespace, as_of=as_of), NAMESPACE_COLUMNS, as_json)
+
+
+@namespaces.command("create")
+@one_line_errors
+def namespaces_create(
+    name: str, description: str = "",
+    data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Create a namespace."""
+    with connect(data_dir, url, api_key) as client:
+        show(client.namespaces.create(name, description), NAMESPACE_COLUMNS, as_json)
+
+
+@namespaces.command("clone")
+@one_line_errors
+def namespaces_clone(
+    namespace: str,
+    name: Annotated[str, typer.Option("--name", help="Name of the clone.")],
+    with_taxonomies: Annotated[bool, typer.Option(help="Also clone taxonomies.")] = False,
+    data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Clone a namespace (a forked event stream: O(1)) and wait for the task."""
+    with connect(data_dir, url, api_key) as client:
+        body = {"namespace_name": name, "include_resources": {"taxonomies": with_taxonomies}}
+        task = client.namespaces.clone(namespace, body)
+        with console.status(f"cloning {namespace} into {name} ({task.task_id})"):
+            done = client.tasks.wait(task.task_id)
+        if done.status != "COMPLETED":
+            raise OffshootError(f"clone {done.status}: {done.error}")
+        show(client.namespaces.get(name), NAMESPACE_COLUMNS, as_json)
+
+
+@namespaces.command("delete")
+@one_line_errors
+def namespaces_delete(
+    namespace: str, data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None
+) -> None:
+    """Delete a namespace (its clones keep what they inherited)."""
+    with connect(data_dir, url, api_key) as client:
+        client.namespaces.delete(namespace)
+        typer.echo(f"deleted {namespace}")
+
+
+@tasks.command("get")
+@one_line_errors
+def tasks_get(
+    task_id: str,
+    data_dir: DataDir = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show a task."""
+    with connect(data_dir, url, api_key) as client:
+        show(client.tasks.get(task_id), TASK_COLUMNS, as_json)
+
+
+@tasks.command("list")
+@one_line_errors
+def tasks_list(
+    data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False
+) -> None:
+    """List recent tasks."""
+    with connect(data_dir, url, api_key) as client:
+        show(client.tasks.list(), TASK_COLUMNS, as_json)
