@@ -4,7 +4,7 @@ Importing this package registers every event and command type. ``python -m contr
 writes the JSON Schemas and the AsyncAPI document generated from these models.
 """
 
-from contracts import namespaces
+from contracts import auth, catalog, namespaces, tasks
 from contracts.base import Command, Event, decode_event, upcaster
 from contracts.envelope import DeadLetter, Envelope
 
@@ -13,7 +13,10 @@ __all__ = [
     "DeadLetter",
     "Envelope",
     "Event",
+    "auth",
+    "catalog",
     "decode_event",
     "namespaces",
+    "tasks",
     "upcaster",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from libs.ids import derive
+
 
 @dataclass(frozen=True, slots=True)
 class Segment:
@@ -44,6 +46,22 @@ class View:
                 for s in self.segments
             )
         )
+
+    def present(self, owner: str, stored_id: str) -> str:
+        """The id a row stored by ``owner`` has in this view: derived once per fork crossed."""
+        index = next(i for i, segment in enumerate(self.segments) if segment.owner == owner)
+        presented = stored_id
+        for segment in reversed(self.segments[:index]):
+            presented = derive(segment.owner, presented)
+        return presented
+
+    def stored_ids(self, owner: str, stored_id: str) -> list[str]:
+        """Every id the same resource is stored under, from ``owner``'s level down to this view's."""
+        index = next(i for i, segment in enumerate(self.segments) if segment.owner == owner)
+        ids = [stored_id]
+        for segment in reversed(self.segments[:index]):
+            ids.append(derive(segment.owner, ids[-1]))
+        return ids
 
     def to_json(self) -> list[list[Any]]:
         return [[s.owner, s.upto] for s in self.segments]

@@ -21,7 +21,10 @@ from libs.errors import InvalidInputError
 from libs.eventstore import EventStore, open_event_store
 from libs.http import BodyLimit, install_error_handlers, principal_dependency
 from libs.outbox import OutboxRelay
+from services.catalog.resource_routes import resource_router
+from services.catalog.resources import ResourceService
 from services.catalog.routes import router as catalog_router
+from services.catalog.routes import scope_dependency
 from services.catalog.service import CatalogService
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
@@ -40,7 +43,10 @@ class Runtime:
         self.catalog = CatalogService(store)
         self.app = FastAPI(title="Offshoot", version="1")
         install_error_handlers(self.app)
-        self.app.include_router(catalog_router(self.catalog, principal_dependency(self.catalog)))
+        principal = principal_dependency(self.catalog)
+        self.resources = ResourceService(self.catalog)
+        self.app.include_router(catalog_router(self.catalog, principal))
+        self.app.include_router(resource_router(self.resources, scope_dependency(self.catalog, principal)))
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

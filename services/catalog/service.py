@@ -23,6 +23,7 @@ from contracts.auth import (
     Permission,
 )
 from contracts.base import Event
+from contracts.catalog import CollectionDeleted
 from contracts.namespaces import (
     CloneNamespace,
     CreateNamespace,
@@ -41,9 +42,10 @@ from libs.auth import Principal, StoredKey, generate_key
 from libs.errors import ConflictError, InvalidInputError, NotFoundError
 from libs.event_codec import from_recorded, to_new_event
 from libs.eventstore import EventStore, ProjectionRunner, event_ids_for
-from libs.ids import is_id, new_id
+from libs.ids import derive, is_id, new_id
 from services.catalog.namespace import Namespace, fold
-from services.catalog.readmodel import CatalogProjection
+from services.catalog.readmodel import CatalogProjection, namespace_view
+from services.catalog.resources_readmodel import ResourcesProjection, visible
 
 VISIBLE = ("ACTIVE",)
 
@@ -58,15 +60,20 @@ class CatalogService:
     def __init__(self, store: EventStore, *, fork_participants: Sequence[str] = ()) -> None:
         self.store = store
         self.fork_participants = list(fork_participants)
-        self._runner = ProjectionRunner(store, CatalogProjection())
-        self._lock = asyncio.Lock()
+        # Resources read namespace views, so the namespaces projection always runs first.
+        self._runners = [
+            ProjectionRunner(store, CatalogProjection()),
+            ProjectionRunner(store, ResourcesProjection()),
+        ]
+        self.lock = asyncio.Lock()
 
     async def start(self) -> None:
         await self.refresh()
 
     async def refresh(self) -> None:
         """Bring the read models up to the store's head (after every write, and at start)."""
-        await self._runner.catch_up()
+        for runner in self._runners:
+            await runner.catch_up()
 
     async def _append(
         self, stream_id: str, events: Sequence[Event], *, expected_version: int | None,
@@ -86,6 +93,24 @@ class CatalogService:
         await self.refresh()
         return positions
 
+    async def append_to_namespace(
+        self, namespace_id: str, events: Sequence[Event], *, command_id: uuid.UUID | None = None
+    ) -> list[int]:
+        """Append resource events to a namespace's stream (call under ``lock``)."""
+        return await self._append(
+            namespace_id,
+            events,
+            expected_version=None,
+            namespace_id=namespace_id,
+            command_id=command_id,
+        )
+
+    async def append_task(self, event: TaskCreated) -> None:
+        """Start a task (call under ``lock``); its stream is its id."""
+        await self._append(
+            event.task_id, [event], expected_version=0, namespace_id=event.namespace_id
+        )
+
     # ---- organizations and keys ------------------------------------------------------------
 
     async def bootstrap(self, organization_name: str = "default") -> tuple[str, NewKey]:
@@ -102,7 +127,7 @@ class CatalogService:
         """A new organization with an admin key (an operator's action, not an API call)."""
         organization_id = new_id("org")
         key_id, api_key, secret_hash = generate_key()
-        async with self._lock:
+        async with self.lock:
             await self._append(
                 organization_id,
                 [
@@ -125,7 +150,7 @@ class CatalogService:
             key_id=key_id, organization_id=principal.organization_id, name=command.name,
             secret_sha256=secret_hash, permissions=command.permissions, namespace_ids=command.namespace_ids,
         )  # fmt: skip
-        async with self._lock:
+        async with self.lock:
             await self._append(
                 principal.organization_id,
                 [event],
@@ -140,7 +165,7 @@ class CatalogService:
         stored = await self.find_key(key_id)
         if stored is None or stored.organization_id != principal.organization_id:
             raise NotFoundError(f"API key {key_id!r} not found")
-        async with self._lock:
+        async with self.lock:
             await self._append(
                 principal.organization_id, [ApiKeyRevoked(key_id=key_id, organization_id=principal.organization_id)],
                 expected_version=None, namespace_id=None,
@@ -223,7 +248,7 @@ class CatalogService:
         principal.require(Permission.WRITE)
         if principal.namespace_ids is not None:
             raise NotFoundError("this API key is scoped to namespaces and cannot create new ones")
-        async with self._lock:
+        async with self.lock:
             if await self._name_taken(principal.organization_id, command.namespace_name):
                 raise ConflictError(f"a namespace named {command.namespace_name!r} already exists")
             namespace_id = new_id("ns")
@@ -245,7 +270,7 @@ class CatalogService:
     ) -> dict[str, Any]:
         principal.require(Permission.WRITE)
         current = await self.namespace(principal, command.namespace_id)
-        async with self._lock:
+        async with self.lock:
             name = command.namespace_name
             if (
                 name is not None
@@ -269,7 +294,7 @@ class CatalogService:
     async def delete_namespace(self, principal: Principal, command: DeleteNamespace) -> None:
         principal.require(Permission.WRITE)
         current = await self.namespace(principal, command.namespace_id)
-        async with self._lock:
+        async with self.lock:
             event = NamespaceDeleted(namespace_id=current["namespace_id"])
             await self._append(
                 current["namespace_id"],
@@ -284,17 +309,20 @@ class CatalogService:
         """Fork the namespace's stream (O(1)) and start the clone task; returns the task."""
         principal.require(Permission.WRITE)
         source = await self.namespace(principal, command.namespace_id)
-        async with self._lock:
+        async with self.lock:
             if await self._name_taken(principal.organization_id, command.namespace_name):
                 raise ConflictError(f"a namespace named {command.namespace_name!r} already exists")
             namespace_id, task_id = new_id("ns"), new_id("tsk")
             fork = await self.store.fork(namespace_id, source["namespace_id"])
+            mapping, dropped = await self._clone_mapping(
+                source["namespace_id"], namespace_id, command
+            )
             forked = NamespaceForked(
                 namespace_id=namespace_id, organization_id=principal.organization_id,
                 namespace_name=command.namespace_name, description=command.description,
                 parent_namespace_id=source["namespace_id"], at_position=fork.at_position,
                 include_resources=command.include_resources, task_id=task_id,
-                awaiting=self.fork_participants, mapping={source["namespace_id"]: namespace_id},
+                awaiting=self.fork_participants, mapping=mapping,
             )  # fmt: skip
             await self._append(
                 task_id,
@@ -303,7 +331,7 @@ class CatalogService:
             )  # fmt: skip
             await self._append(
                 namespace_id,
-                [forked],
+                [forked, *dropped],
                 expected_version=fork.base_version,
                 namespace_id=namespace_id,
                 command_id=command.command_id,
@@ -312,9 +340,29 @@ class CatalogService:
                 await self._finish_clone(namespace_id, task_id, error=None)
         return await self.task(principal, task_id)
 
+    async def _clone_mapping(
+        self, source_id: str, namespace_id: str, command: CloneNamespace
+    ) -> tuple[dict[str, str], list[Event]]:
+        """``{old_id: new_id}`` for what the clone brings, and deletions for what it leaves out."""
+        async with self.store.transaction() as tx:
+            view = await namespace_view(tx, source_id)
+            buckets = await visible(tx, "bucket", view)
+            collections = await visible(tx, "collection", view)
+        mapping = {source_id: namespace_id}
+        mapping.update({b["bucket_id"]: derive(namespace_id, b["bucket_id"]) for b in buckets})
+        if command.include_resources.collections:
+            mapping.update(
+                {c["collection_id"]: derive(namespace_id, c["collection_id"]) for c in collections}
+            )
+            return mapping, []
+        return mapping, [
+            CollectionDeleted(collection_id=derive(namespace_id, c["collection_id"]))
+            for c in collections
+        ]
+
     async def acknowledge_fork(self, ack: NamespaceForkAcknowledged) -> None:
         """A participant forked its state (or failed): the last acknowledgement ends the clone."""
-        async with self._lock:
+        async with self.lock:
             async with self.store.transaction() as tx:
                 rows = await tx.fetch(
                     "SELECT status, awaiting FROM cat_namespaces WHERE namespace_id = $1",

@@ -19,10 +19,23 @@ async def _victim(api: Api) -> dict[str, str]:
         "POST", "/v1/namespaces/victim/clone", json={"namespace_name": "victim-copy"}
     )
     key = await api.ok("POST", "/v1/keys", json={"name": "reader", "permissions": ["read"]})
+    ns = namespace["namespace_id"]
+    bucket = await api.ok("POST", "/v1/buckets", namespace=ns, json={"bucket_name": "b"})
+    item = await api.ok(
+        "POST", f"/v1/buckets/{bucket['bucket_id']}/objects", namespace=ns, json={"fields": {}}
+    )
+    collection = await api.ok(
+        "POST", "/v1/collections", namespace=ns,
+        json={"collection_name": "c", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]},
+              "feature_extractor": {"feature_extractor_name": "minilm-static", "version": "v1"}},
+    )  # fmt: skip
     return {
-        "namespace_identifier": namespace["namespace_id"],
+        "namespace_identifier": ns,
         "task_id": task["task_id"],
         "key_id": key["key_id"],
+        "bucket_id": bucket["bucket_id"],
+        "object_id": item["object_id"],
+        "collection_id": collection["collection_id"],
     }
 
 
@@ -68,6 +81,30 @@ async def test_lists_never_show_another_organizations_resources(api: Api) -> Non
 
     assert namespaces["results"] == []
     assert victim["task_id"] not in {t["task_id"] for t in tasks["results"]}
+
+
+async def test_every_namespace_scoped_route_answers_404_outside_a_keys_scope(api: Api) -> None:
+    victim = await _victim(api)
+    other = await api.ok("POST", "/v1/namespaces", json={"namespace_name": "other"})
+    scoped = await api.ok(
+        "POST",
+        "/v1/keys",
+        json={"name": "s", "permissions": ["admin"], "namespace_ids": [other["namespace_id"]]},
+    )
+
+    for route in _routes(api):
+        if route.path.startswith(("/v1/namespaces", "/v1/keys")):  # organization-level routes
+            continue
+        path = route.path.format(**victim)
+        for method in route.methods:
+            response = await api.call(
+                method,
+                path,
+                key=scoped["api_key"],
+                namespace=victim["namespace_identifier"],
+                json=_body(method),
+            )
+            assert response.status_code == 404, f"{method} {path} answered {response.status_code}"
 
 
 async def test_a_namespace_scoped_key_sees_only_its_namespaces(api: Api) -> None:
