@@ -77,8 +77,9 @@ class CatalogService:
 
     async def _append(
         self, stream_id: str, events: Sequence[Event], *, expected_version: int | None,
-        namespace_id: str | None, command_id: uuid.UUID | None = None,
+        namespace_id: str | None, command_id: uuid.UUID | None = None, refresh: bool = True,
     ) -> list[int]:  # fmt: skip
+        """Append (idempotently when a command id is given), then project unless told not to yet."""
         ids = (
             event_ids_for(command_id, len(events)) if command_id else [uuid.uuid4() for _ in events]
         )
@@ -90,7 +91,8 @@ class CatalogService:
             ],
             expected_version=expected_version,
         )
-        await self.refresh()
+        if refresh:
+            await self.refresh()
         return positions
 
     async def append_to_namespace(
@@ -324,20 +326,20 @@ class CatalogService:
                 include_resources=command.include_resources, task_id=task_id,
                 awaiting=self.fork_participants, mapping=mapping,
             )  # fmt: skip
-            await self._append(
-                task_id,
-                [TaskCreated(task_id=task_id, namespace_id=namespace_id, organization_id=principal.organization_id, kind="namespace.clone", resource_id=namespace_id)],
-                expected_version=0, namespace_id=namespace_id,
+            created = TaskCreated(
+                task_id=task_id, namespace_id=namespace_id, organization_id=principal.organization_id,
+                kind="namespace.clone", resource_id=namespace_id,
             )  # fmt: skip
+            namespace_events: list[Event] = [forked, *dropped]
+            task_events: list[Event] = [created]
+            if not self.fork_participants:  # nobody else to wait for: complete in the same writes
+                namespace_events.append(NamespaceActivated(namespace_id=namespace_id))
+                task_events.append(_clone_completed(task_id, namespace_id, mapping))
             await self._append(
-                namespace_id,
-                [forked, *dropped],
-                expected_version=fork.base_version,
-                namespace_id=namespace_id,
-                command_id=command.command_id,
-            )
-            if not self.fork_participants:
-                await self._finish_clone(namespace_id, task_id, error=None)
+                namespace_id, namespace_events, expected_version=fork.base_version,
+                namespace_id=namespace_id, command_id=command.command_id, refresh=False,
+            )  # fmt: skip
+            await self._append(task_id, task_events, expected_version=0, namespace_id=namespace_id)
         return await self.task(principal, task_id)
 
     async def _clone_mapping(
@@ -443,6 +445,11 @@ class CatalogService:
             _task_record(r) for r in rows
             if principal.sees_namespace(r["namespace_id"]) and namespace_id in (None, r["namespace_id"])
         ]  # fmt: skip
+
+
+def _clone_completed(task_id: str, namespace_id: str, mapping: dict[str, str]) -> TaskFinished:
+    result = {"namespace_id": namespace_id, "mapping": mapping}
+    return TaskFinished(task_id=task_id, status=TaskStatus.COMPLETED, result=result)
 
 
 def _namespace_record(row: Any) -> dict[str, Any]:
