@@ -21,6 +21,7 @@ from libs.errors import InvalidInputError
 from libs.eventstore import EventStore, open_event_store
 from libs.http import BodyLimit, install_error_handlers, principal_dependency
 from libs.outbox import OutboxRelay
+from services.catalog.commands import CommandGateway
 from services.catalog.resource_routes import resource_router
 from services.catalog.resources import ResourceService
 from services.catalog.routes import router as catalog_router
@@ -45,8 +46,11 @@ class Runtime:
         install_error_handlers(self.app)
         principal = principal_dependency(self.catalog)
         self.resources = ResourceService(self.catalog)
+        self.commands = CommandGateway(self.catalog, self.resources)
         self.app.include_router(catalog_router(self.catalog, principal))
-        self.app.include_router(resource_router(self.resources, scope_dependency(self.catalog, principal)))
+        self.app.include_router(
+            resource_router(self.resources, scope_dependency(self.catalog, principal))
+        )
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -72,7 +76,11 @@ class Runtime:
         await self.bus.start()
         await self.bus.ensure_topic(topics.EVENTS, partitions=4)
         await self.catalog.start()
+        await self.bus.ensure_topic(topics.COMMANDS, partitions=4)
         await consume_envelopes(self.bus, topics.EVENTS, group="catalog", handler=self._on_event)
+        await consume_envelopes(
+            self.bus, topics.COMMANDS, group="catalog-commands", handler=self.commands.handle
+        )
         self._tasks.append(asyncio.create_task(OutboxRelay(self.store, self.bus).run(self._stop)))
 
     async def _on_event(self, envelope: Envelope) -> None:

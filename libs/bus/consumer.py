@@ -129,6 +129,11 @@ class LruDeduplicator:
 # -- consuming -------------------------------------------------------------------------------
 
 
+class Rejected(Exception):
+    """Raised by a handler for a message that can never succeed (bad input, bad credentials):
+    it is dead-lettered at once with this reason, without retries."""
+
+
 class EnvelopeConsumer:
     """The port ``Handler`` that turns messages into envelope handler calls (see module doc)."""
 
@@ -190,6 +195,10 @@ class EnvelopeConsumer:
             try:
                 await self.handler(envelope)
                 return True
+            except Rejected as e:
+                span.set_status(Status(StatusCode.ERROR, str(e)))
+                await self._dead_letter(message, _short(f"rejected: {e}"))
+                return True  # handled: a redelivery would be rejected again
             except Exception as e:
                 span.record_exception(e)
                 if attempt == self.max_attempts:

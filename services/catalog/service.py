@@ -107,6 +107,14 @@ class CatalogService:
             command_id=command_id,
         )
 
+    async def append_event(self, stream_id: str, event: Event, *, event_id: uuid.UUID) -> None:
+        """Append one event idempotently to a stream of its own (call under ``lock``)."""
+        await self.store.append(
+            stream_id,
+            [to_new_event(event, namespace_id=None, event_id=event_id)],
+            expected_version=None,
+        )
+
     async def append_task(self, event: TaskCreated) -> None:
         """Start a task (call under ``lock``); its stream is its id."""
         await self._append(
