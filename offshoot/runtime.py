@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -38,10 +39,17 @@ def _embedded_store_url(data_dir: Path | None) -> str:
 
 
 class Runtime:
-    def __init__(self, *, store: EventStore, bus: Bus, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        bus: Bus,
+        max_body_bytes: int,
+        fork_participants: Sequence[str] = (),
+    ) -> None:
         self.store = store
         self.bus = bus
-        self.catalog = CatalogService(store)
+        self.catalog = CatalogService(store, fork_participants=fork_participants)
         self.app = FastAPI(title="Offshoot", version="1")
         install_error_handlers(self.app)
         principal = principal_dependency(self.catalog)
@@ -63,12 +71,16 @@ class Runtime:
         store_url: str | None = None,
         bus_url: str | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
+        fork_participants: Sequence[str] = (),
     ) -> Runtime:
+        """``fork_participants``: services whose acknowledgement a namespace clone waits for."""
         if (data_dir is None) == (store_url is None):
             raise InvalidInputError("give either a data directory (embedded) or a store URL")
         store = await open_event_store(store_url or _embedded_store_url(data_dir))
         bus = open_bus(bus_url or "memory://")
-        runtime = cls(store=store, bus=bus, max_body_bytes=max_body_bytes)
+        runtime = cls(
+            store=store, bus=bus, max_body_bytes=max_body_bytes, fork_participants=fork_participants
+        )
         await runtime._start()
         return runtime
 

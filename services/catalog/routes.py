@@ -113,6 +113,10 @@ def router(service: CatalogService, principal: Callable[..., Awaitable[Principal
     async def get_task(task_id: str, caller: Caller) -> dict[str, Any]:
         return await service.task(caller, task_id)
 
+    @api.post("/tasks/{task_id}/cancel", tags=["tasks"])
+    async def cancel_task(task_id: str, caller: Caller) -> dict[str, Any]:
+        return await service.cancel_task(caller, task_id)
+
     @api.get("/tasks", tags=["tasks"])
     async def list_tasks(
         caller: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100

@@ -441,6 +441,21 @@ class CatalogService:
             raise NotFoundError(f"task {task_id!r} not found")
         return _task_record(rows[0])
 
+    async def cancel_task(self, principal: Principal, task_id: str) -> dict[str, Any]:
+        """Mark an unfinished task CANCELED; its worker stops at its next progress check."""
+        principal.require(Permission.WRITE)
+        task = await self.task(principal, task_id)
+        if TaskStatus(task["status"]).finished:
+            raise ConflictError(f"task {task_id} already finished as {task['status']}")
+        async with self.lock:
+            finished = TaskFinished(
+                task_id=task_id, status=TaskStatus.CANCELED, error="canceled by the user"
+            )
+            await self._append(
+                task_id, [finished], expected_version=None, namespace_id=task["namespace_id"]
+            )
+        return await self.task(principal, task_id)
+
     async def list_tasks(
         self, principal: Principal, *, namespace_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:

@@ -57,16 +57,24 @@ class Api:
         raise AssertionError(f"task {task_id} did not finish")
 
 
+@pytest.fixture
+def runtime_options() -> dict[str, Any]:
+    """Extra ``Runtime.open`` arguments; a test module overrides this fixture to change them."""
+    return {}
+
+
 @pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
-async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Api]:
+async def api(
+    request: pytest.FixtureRequest, tmp_path: Path, runtime_options: dict[str, Any]
+) -> AsyncIterator[Api]:
     if request.param == "embedded":
-        runtime = await Runtime.open(data_dir=tmp_path)
+        runtime = await Runtime.open(data_dir=tmp_path, **runtime_options)
         async with _client(runtime) as api:
             yield api
         return
     servers = kafka_servers()
     async with postgres_schema("catalog") as url:
-        runtime = await Runtime.open(store_url=url, bus_url=f"kafka://{servers}")
+        runtime = await Runtime.open(store_url=url, bus_url=f"kafka://{servers}", **runtime_options)
         async with _client(runtime) as api:
             yield api
 
