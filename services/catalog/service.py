@@ -448,6 +448,17 @@ class CatalogService:
         if TaskStatus(task["status"]).finished:
             raise ConflictError(f"task {task_id} already finished as {task['status']}")
         async with self.lock:
+            if task["kind"] == "namespace.clone":  # a canceled clone must not become visible later
+                failed = NamespaceCloneFailed(
+                    namespace_id=task["namespace_id"], reason="canceled by the user"
+                )
+                await self._append(
+                    task["namespace_id"],
+                    [failed],
+                    expected_version=None,
+                    namespace_id=task["namespace_id"],
+                    refresh=False,
+                )
             finished = TaskFinished(
                 task_id=task_id, status=TaskStatus.CANCELED, error="canceled by the user"
             )
