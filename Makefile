@@ -45,8 +45,9 @@ demo: venv  ## the main job, on the embedded default (no servers)
 bench: venv up
 	$(BIN)/python bench/eventstore.py $(ARGS)
 
-contracts: venv  ## regenerate contracts/schema and contracts/asyncapi.json from the code
+contracts: venv  ## regenerate contracts/schema, asyncapi.json and openapi.json from the code
 	$(BIN)/python -m contracts.export
+	$(BIN)/python -m offshoot.openapi
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

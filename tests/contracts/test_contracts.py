@@ -56,8 +56,9 @@ def test_a_command_with_a_bad_name_is_refused_naming_the_field() -> None:
 
 
 def test_decoding_an_event_gives_its_typed_model() -> None:
-    event = decode_event("namespace.created", {"namespace_id": "ns_1", "namespace_name": "prod"})
-    assert event == NamespaceCreated(namespace_id="ns_1", namespace_name="prod")
+    data = {"namespace_id": "ns_1", "organization_id": "org_1", "namespace_name": "prod"}
+    event = decode_event("namespace.created", data)
+    assert event == NamespaceCreated(namespace_id="ns_1", organization_id="org_1", namespace_name="prod")
 
 
 def test_decoding_an_unknown_event_type_is_a_clear_error() -> None:
@@ -88,3 +89,9 @@ def test_two_events_cannot_share_a_type_name() -> None:
 
         class Twin(Event):
             type_name: ClassVar[str] = "namespace.created"
+
+
+async def test_the_exported_openapi_document_matches_the_routes() -> None:
+    from offshoot.openapi import TARGET, render
+
+    assert TARGET.read_text() == await render(), "run `make contracts` and commit the result"
