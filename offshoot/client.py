@@ -87,6 +87,9 @@ class Tasks(_Group):
             for r in self._client.request("GET", "/v1/tasks", params={"limit": limit})["results"]
         ]
 
+    def cancel(self, task_id: str) -> Record:
+        return self._client.request("POST", f"/v1/tasks/{task_id}/cancel")
+
     def wait(self, task_id: str, *, timeout: float = 600.0, interval: float = 0.05) -> Record:
         """Poll until the task finishes; raises TimeoutError with its last state otherwise."""
         deadline = time.monotonic() + timeout
@@ -103,6 +106,110 @@ class Tasks(_Group):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task {task_id} still {task['status']} after {timeout} s")
             time.sleep(interval)
+
+
+class Buckets(_Group):
+    def create(
+        self,
+        bucket_name: str,
+        *,
+        bucket_schema: dict[str, Any] | None = None,
+        unique_key: str | None = None,
+        description: str = "",
+    ) -> Record:
+        body: dict[str, Any] = {
+            "bucket_name": bucket_name,
+            "description": description,
+            "unique_key": unique_key,
+        }
+        if bucket_schema is not None:
+            body["bucket_schema"] = bucket_schema
+        return self._client.request("POST", "/v1/buckets", json=body)
+
+    def get(self, bucket_identifier: str) -> Record:
+        return self._client.request("GET", f"/v1/buckets/{bucket_identifier}")
+
+    def list(self) -> list[Record]:
+        return [Record(r) for r in self._client.request("GET", "/v1/buckets")["results"]]
+
+    def update(self, bucket_identifier: str, **changes: Any) -> Record:
+        return self._client.request("PATCH", f"/v1/buckets/{bucket_identifier}", json=changes)
+
+    def delete(self, bucket_identifier: str) -> None:
+        self._client.request("DELETE", f"/v1/buckets/{bucket_identifier}")
+
+
+class Objects(_Group):
+    def create(
+        self,
+        bucket_identifier: str,
+        fields: dict[str, Any],
+        blobs: list[dict[str, Any]] | None = None,
+    ) -> Record:
+        body = {"fields": fields, "blobs": blobs or []}
+        return self._client.request("POST", f"/v1/buckets/{bucket_identifier}/objects", json=body)
+
+    def create_batch(self, bucket_identifier: str, objects: list[dict[str, Any]]) -> Record:
+        """``objects``: ``[{"fields": {...}, "blobs": [...]}, ...]``; valid ones are stored."""
+        return self._client.request(
+            "POST", f"/v1/buckets/{bucket_identifier}/objects/batch", json={"objects": objects}
+        )
+
+    def get(self, object_id: str) -> Record:
+        return self._client.request("GET", f"/v1/objects/{object_id}")
+
+    def list(self, bucket_identifier: str, *, limit: int = 100, offset: int = 0) -> Record:
+        params = {"limit": limit, "offset": offset}
+        return self._client.request(
+            "GET", f"/v1/buckets/{bucket_identifier}/objects", params=params
+        )
+
+    def delete(self, object_id: str) -> None:
+        self._client.request("DELETE", f"/v1/objects/{object_id}")
+
+
+class Collections(_Group):
+    def create(
+        self,
+        collection_name: str,
+        *,
+        source: dict[str, Any],
+        feature_extractor: dict[str, Any],
+        description: str = "",
+    ) -> Record:
+        body = {
+            "collection_name": collection_name,
+            "source": source,
+            "feature_extractor": feature_extractor,
+            "description": description,
+        }
+        return self._client.request("POST", "/v1/collections", json=body)
+
+    def get(self, collection_identifier: str) -> Record:
+        return self._client.request("GET", f"/v1/collections/{collection_identifier}")
+
+    def list(self) -> list[Record]:
+        return [Record(r) for r in self._client.request("GET", "/v1/collections")["results"]]
+
+    def update(self, collection_identifier: str, **changes: Any) -> Record:
+        return self._client.request(
+            "PATCH", f"/v1/collections/{collection_identifier}", json=changes
+        )
+
+    def delete(self, collection_identifier: str, *, force: bool = False) -> None:
+        self._client.request(
+            "DELETE", f"/v1/collections/{collection_identifier}", params={"force": force}
+        )
+
+    def clone(self, collection_identifier: str, body: dict[str, Any]) -> Record:
+        """Same extractor: shares vectors. Another extractor: needs ``trigger``."""
+        return self._client.request(
+            "POST", f"/v1/collections/{collection_identifier}/clone", json=body
+        )
+
+    def trigger(self, collection_identifier: str) -> Record:
+        """Re-process the whole source; returns ``{batch_id, task_id}``."""
+        return self._client.request("POST", f"/v1/collections/{collection_identifier}/trigger")
 
 
 class Keys(_Group):
@@ -125,9 +232,15 @@ class Client:
             headers["X-Namespace"] = namespace
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
         self._server: _EmbeddedServer | None = None
+        self._groups()
+
+    def _groups(self) -> None:
         self.namespaces = Namespaces(self)
         self.tasks = Tasks(self)
         self.keys = Keys(self)
+        self.buckets = Buckets(self)
+        self.objects = Objects(self)
+        self.collections = Collections(self)
 
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str], *, namespace: str | None = None) -> Client:
@@ -149,7 +262,7 @@ class Client:
             headers={**self._http.headers, "X-Namespace": namespace},
             timeout=self._http.timeout,
         )
-        twin.namespaces, twin.tasks, twin.keys = Namespaces(twin), Tasks(twin), Keys(twin)
+        twin._groups()
         return twin
 
     def request(self, method: str, path: str, **kwargs: Any) -> Record:
