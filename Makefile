@@ -44,6 +44,7 @@ demo: venv  ## the main job, on the embedded default (no servers)
 
 bench: venv up
 	$(BIN)/python bench/eventstore.py $(ARGS)
+	$(BIN)/python bench/clone.py
 
 contracts: venv  ## regenerate contracts/schema, asyncapi.json and openapi.json from the code
 	$(BIN)/python -m contracts.export
