@@ -93,7 +93,8 @@ class StaticEncoder:
         """Unit vectors. No token limit: a mean of token vectors has no positions to run out
         of, so nothing is truncated. A text with no known token gets the zero vector."""
         model = self._model().model
-        raw = model.encode(list(texts), max_length=None, use_multiprocessing=False)
+        with self._lock:  # encode sets and restores the tokenizer's truncation: one at a time
+            raw = model.encode(list(texts), max_length=None, use_multiprocessing=False)
         vectors = np.asarray(raw, dtype=np.float32).reshape(len(texts), DIMENSIONS)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)

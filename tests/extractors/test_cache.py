@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,13 @@ def test_a_cached_extractor_is_an_extractor(
         cached.embed("one text")
     with pytest.raises(InvalidInputError):
         cached.embed([b"bytes"])  # type: ignore[list-item]
+
+
+def test_threads_share_one_cache(bm25: ConfiguredExtractor, cache: InferenceCache) -> None:
+    cached = CachedExtractor(bm25, cache)
+    batches = [[f"text {n % 7}", f"other {n % 3}", TEXTS[n % 3]] for n in range(24)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(cached.embed, batches))
+    for batch, embeddings in zip(batches, results, strict=True):
+        _same(embeddings, bm25.embed(batch))
+    assert cache.count() == 7 + 3 + 3

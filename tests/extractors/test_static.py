@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,12 @@ def test_a_build_happens_once_and_stale_staging_is_cleared(tmp_path: Path) -> No
     assert len(builds) == 1
     assert (target / "weights.bin").read_bytes() == b"weights"
     assert not stale.exists()
+
+
+def test_concurrent_calls_give_the_same_vectors(static_model: ConfiguredExtractor) -> None:
+    texts = ["word " * 2000 + "ending", "a short one", "cells " * 900]
+    expected = _vectors(static_model, texts)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: _vectors(static_model, texts), range(16)))
+    for vectors in results:
+        np.testing.assert_array_equal(vectors, expected)
