@@ -4,8 +4,9 @@
 
 For each extractor: the raw model throughput (the model alone, loaded and warmed first, no
 cache) and the pipeline throughput (``pipeline_throughput``: today chunk -> inference cache ->
-model, cold then warm, in a temporary cache; the vector-store write joins it later). The load
-average is printed too: on a shared 2-core machine it explains most of the variance.
+model, cold then warm, in a temporary cache; the vector-store write joins it later); for BM25
+also its retrieval quality on SciFact (NDCG@10). The load average is printed too: on a shared
+2-core machine it explains most of the variance.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import tempfile
 import time
@@ -24,8 +26,10 @@ from libs.extractors import (
     ConfiguredExtractor,
     InferenceCache,
     ModelUnavailableError,
+    SparseEmbedding,
     get_extractor,
 )
+from libs.extractors.bm25 import idf
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"
 EXTRACTORS = ("minilm-static", "bm25", "minilm", "mpnet")
@@ -76,10 +80,45 @@ def pipeline_throughput(extractor: ConfiguredExtractor, objects: Sequence[str]) 
     return figures
 
 
+def bm25_scifact_ndcg(extractor: ConfiguredExtractor) -> float:
+    """NDCG@10 of BM25 over all 5,183 SciFact abstracts on the 300 test queries, scored as the
+    vector store will (document weights x query weights x IDF): comparable with Anserini."""
+    corpus = scifact_abstracts(10_000)
+    with gzip.open(SCIFACT / "corpus.jsonl.gz", "rt") as lines:
+        ids = [json.loads(line)["_id"] for line in lines]
+    with gzip.open(SCIFACT / "queries.jsonl.gz", "rt") as lines:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, lines)}
+    relevant: dict[str, dict[str, int]] = {}
+    for row in (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        query_id, document_id, grade = row.split("\t")
+        relevant.setdefault(query_id, {})[document_id] = int(grade)
+    postings: dict[int, list[tuple[int, float]]] = {}
+    for number, vector in enumerate(extractor.embed(corpus)):
+        if isinstance(vector, SparseEmbedding):
+            for token, weight in zip(vector.indices.tolist(), vector.values.tolist(), strict=True):
+                postings.setdefault(token, []).append((number, weight))
+    total = 0.0
+    for query_id, judged in relevant.items():
+        (query,) = extractor.embed([queries[query_id]], role="query")
+        assert isinstance(query, SparseEmbedding)  # bm25@v1 is sparse
+        scores: dict[int, float] = {}
+        for token in query.indices.tolist():
+            hits = postings.get(token, [])
+            token_idf = idf(len(corpus), len(hits))
+            for number, weight in hits:
+                scores[number] = scores.get(number, 0.0) + token_idf * weight
+        ranked = sorted(scores, key=lambda n: -scores[n])[:10]
+        gain = sum(judged.get(ids[n], 0) / math.log2(rank + 2) for rank, n in enumerate(ranked))
+        ideal = sorted(judged.values(), reverse=True)[:10]
+        total += gain / sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+    return total / len(relevant)
+
+
 def print_table(title: str, figures: dict[str, float]) -> None:
     print(f"\n## {title}")
     for label, value in figures.items():
-        print(f"  {label:<55} {value:>12,.2f}")
+        shown = f"{value:>12,.4f}" if abs(value) < 1 else f"{value:>12,.2f}"
+        print(f"  {label:<55} {shown}")
 
 
 def main() -> None:
@@ -105,6 +144,8 @@ def main() -> None:
             continue
         objects = texts[: min(count, args.pipeline_count)] if slow else texts[:count]
         figures |= pipeline_throughput(extractor, objects)
+        if name == "bm25":
+            figures["SciFact NDCG@10, 300 test queries"] = bm25_scifact_ndcg(extractor)
         print_table(extractor.info.feature_uri, figures)
     print(f"\nload average at the end {os.getloadavg()}")
 

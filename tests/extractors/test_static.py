@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -112,3 +115,44 @@ def test_concurrent_calls_give_the_same_vectors(static_model: ConfiguredExtracto
         results = list(pool.map(lambda _: _vectors(static_model, texts), range(16)))
     for vectors in results:
         np.testing.assert_array_equal(vectors, expected)
+
+
+@pytest.fixture
+def tiny_teacher(tmp_path: Path) -> Path:
+    """A 1-layer, 16-wide BERT with MiniLM's tokenizer: distils in seconds, the real way."""
+    from transformers import BertConfig, BertModel
+
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_model_dir() / name, teacher / name)
+    config = BertConfig(  # type: ignore[no-untyped-call]
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+    )
+    BertModel(config).save_pretrained(teacher)  # type: ignore[no-untyped-call]
+    return teacher
+
+
+def test_distillation_runs_offline_into_the_cache_once(tiny_teacher: Path, tmp_path: Path) -> None:
+    # The package's network guard is on: distilling must need no connection.
+    cache = tmp_path / "cache"
+    first = StaticEncoder(lambda: tiny_teacher, build_key="f" * 64, cache_dir=cache)
+    first.load()
+    assert first.distilled
+    assert (first.model_dir / "model.safetensors").is_file()
+    assert sorted(p.name for p in cache.iterdir() if not p.name.endswith(".lock")) == [
+        first.model_dir.name
+    ]
+    second = StaticEncoder(lambda: tiny_teacher, build_key="f" * 64, cache_dir=cache)
+    second.load()
+    assert not second.distilled
+
+
+def test_these_tests_run_offline() -> None:
+    with pytest.raises(OSError, match="network access attempted"):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
