@@ -1,24 +1,38 @@
 """Webhooks of the catalog: namespace subscriptions, signed deliveries with durable retries.
 
 ``install`` is what the runtime calls: it adds the routes to the app and starts the service.
-Receivers check requests with ``verify_signature``.
+Receivers check requests with ``verify_signature``; the SDK attaches the ``Webhooks`` group.
+
+Names are imported on first use (PEP 562), so the SDK, which needs only ``Webhooks``, does not
+pay for FastAPI, the bus and the database drivers at import time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+if TYPE_CHECKING:
+    from services.catalog.webhooks.client import Webhooks
+    from services.catalog.webhooks.dispatcher import matches
+    from services.catalog.webhooks.routes import webhook_router
+    from services.catalog.webhooks.service import DeliveryStatus, WebhookService
+    from services.catalog.webhooks.signing import sign, signature_headers, verify_signature
+    from services.catalog.webhooks.wiring import install
+    from services.catalog.webhooks.worker import RetryPolicy
 
-from libs.bus import Bus
-from libs.eventstore import EventStore
-from services.catalog.webhooks.client import Webhooks
-from services.catalog.webhooks.dispatcher import matches
-from services.catalog.webhooks.routes import ScopeLike, webhook_router
-from services.catalog.webhooks.service import DeliveryStatus, WebhookService
-from services.catalog.webhooks.signing import sign, signature_headers, verify_signature
-from services.catalog.webhooks.worker import RetryPolicy
+_WHERE = {
+    "DeliveryStatus": "service",
+    "RetryPolicy": "worker",
+    "WebhookService": "service",
+    "Webhooks": "client",
+    "install": "wiring",
+    "matches": "dispatcher",
+    "sign": "signing",
+    "signature_headers": "signing",
+    "verify_signature": "signing",
+    "webhook_router": "routes",
+}
 
 __all__ = [
     "DeliveryStatus",
@@ -34,19 +48,8 @@ __all__ = [
 ]
 
 
-async def install(
-    runtime_app: FastAPI,
-    *,
-    store: EventStore,
-    bus: Bus,
-    scope_dependency: Callable[..., Awaitable[ScopeLike]],
-    **options: Any,
-) -> WebhookService:
-    """Mount ``/v1/webhooks`` on ``runtime_app`` and start the service on the catalog's
-    ``store`` and ``bus`` (call it after the bus is started and ``offshoot.events`` exists).
-    ``options`` go to ``WebhookService`` (retry ``policy``, ``poll_interval``, ...). The caller
-    stops the returned service before stopping the bus."""
-    service = WebhookService(store, bus, **options)
-    runtime_app.include_router(webhook_router(service, scope_dependency))
-    await service.start()
-    return service
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

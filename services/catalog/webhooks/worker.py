@@ -118,8 +118,8 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and send due rows until ``stop`` is set; in-flight requests then finish (each is
-        bounded by the request timeout) and their results are recorded. If the task is cancelled
-        instead, in-flight rows stay claimed until the claim lapses, then are sent again."""
+        bounded by the request timeout) and their results are recorded. If the process dies
+        instead, its in-flight rows stay claimed until the claim lapses, then are sent again."""
         in_flight: set[asyncio.Task[None]] = set()
         async with self._client_factory() as client:
             try:
@@ -193,6 +193,14 @@ class DeliveryWorker:
                     "WHERE delivery_id = $3 AND status = 'PENDING' AND next_attempt_at <= $4",
                     token, now + self._claim_for, row["delivery_id"], now,
                 )  # fmt: skip
+            # A row queued while its subscription was being deleted (by another process).
+            await tx.execute(
+                "UPDATE whk_deliveries SET status = 'DEAD', claim = NULL, next_attempt_at = NULL, "
+                "last_error = 'webhook deleted before delivery', updated_at = $1 "
+                "WHERE claim = $2 AND webhook_id IN "
+                "(SELECT webhook_id FROM whk_subscriptions WHERE status <> 'ACTIVE')",
+                now, token,
+            )  # fmt: skip
             return await tx.fetch(
                 "SELECT d.delivery_id, d.event_id, d.body, d.attempts, d.replays, d.claim, "
                 "s.url, s.secret FROM whk_deliveries d "
