@@ -18,6 +18,7 @@ import uvicorn
 
 from libs.auth import AuthenticationError, PermissionDeniedError
 from libs.errors import ConflictError, InvalidInputError, NotFoundError, OffshootError
+from services.catalog.webhooks.client import Webhooks
 
 _ERRORS: dict[int, type[OffshootError]] = {
     401: AuthenticationError,
@@ -241,6 +242,7 @@ class Client:
         self.buckets = Buckets(self)
         self.objects = Objects(self)
         self.collections = Collections(self)
+        self.webhooks = Webhooks(self)
 
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str], *, namespace: str | None = None) -> Client:

@@ -28,6 +28,8 @@ from services.catalog.resources import ResourceService
 from services.catalog.routes import router as catalog_router
 from services.catalog.routes import scope_dependency
 from services.catalog.service import CatalogService
+from services.catalog.webhooks import WebhookService
+from services.catalog.webhooks import install as install_webhooks
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
@@ -56,9 +58,9 @@ class Runtime:
         self.resources = ResourceService(self.catalog)
         self.commands = CommandGateway(self.catalog, self.resources)
         self.app.include_router(catalog_router(self.catalog, principal))
-        self.app.include_router(
-            resource_router(self.resources, scope_dependency(self.catalog, principal))
-        )
+        self._scope = scope_dependency(self.catalog, principal)
+        self.app.include_router(resource_router(self.resources, self._scope))
+        self.webhooks: WebhookService | None = None
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -88,6 +90,9 @@ class Runtime:
         await self.bus.start()
         await self.bus.ensure_topic(topics.EVENTS, partitions=4)
         await self.catalog.start()
+        self.webhooks = await install_webhooks(
+            self.app, store=self.store, bus=self.bus, scope_dependency=self._scope
+        )
         await self.bus.ensure_topic(topics.COMMANDS, partitions=4)
         await consume_envelopes(self.bus, topics.EVENTS, group="catalog", handler=self._on_event)
         await consume_envelopes(
@@ -102,6 +107,8 @@ class Runtime:
             )
 
     async def close(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
