@@ -58,7 +58,9 @@ def test_a_command_with_a_bad_name_is_refused_naming_the_field() -> None:
 def test_decoding_an_event_gives_its_typed_model() -> None:
     data = {"namespace_id": "ns_1", "organization_id": "org_1", "namespace_name": "prod"}
     event = decode_event("namespace.created", data)
-    assert event == NamespaceCreated(namespace_id="ns_1", organization_id="org_1", namespace_name="prod")
+    assert event == NamespaceCreated(
+        namespace_id="ns_1", organization_id="org_1", namespace_name="prod"
+    )
 
 
 def test_decoding_an_unknown_event_type_is_a_clear_error() -> None:
