@@ -162,3 +162,25 @@ async def test_malformed_json_is_a_422(api: Api) -> None:
     )
 
     assert response.status_code == 422
+
+
+async def test_an_oversized_body_is_refused_with_413_and_writes_nothing(api: Api) -> None:
+    await _create(api, "prod")
+    bucket = await api.ok("POST", "/v1/buckets", namespace="prod", json={"bucket_name": "b"})
+    huge = {"fields": {"text": "x" * (17 * 1024 * 1024)}}
+
+    response = await api.call(
+        "POST", f"/v1/buckets/{bucket['bucket_id']}/objects", namespace="prod", json=huge
+    )
+
+    assert response.status_code == 413
+    assert "larger than the limit" in response.json()["error"]
+    listed = await api.ok("GET", f"/v1/buckets/{bucket['bucket_id']}/objects", namespace="prod")
+    assert listed["results"] == []
+
+
+async def test_a_missing_id_is_a_404_naming_it(api: Api) -> None:
+    response = await api.call("GET", "/v1/tasks/tsk_00000000000000000000")
+
+    assert response.status_code == 404
+    assert "tsk_00000000000000000000" in response.json()["error"]
