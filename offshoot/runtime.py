@@ -101,7 +101,9 @@ class Runtime:
         self._tasks.append(asyncio.create_task(OutboxRelay(self.store, self.bus).run(self._stop)))
 
     async def _on_event(self, envelope: Envelope) -> None:
-        if envelope.type == NamespaceForkAcknowledged.type_name:
+        if envelope.type.startswith("task."):
+            await self.catalog.apply_task_event(envelope)
+        elif envelope.type == NamespaceForkAcknowledged.type_name:
             await self.catalog.acknowledge_fork(
                 NamespaceForkAcknowledged.model_validate(envelope.data)
             )

@@ -19,7 +19,7 @@ from contracts.namespaces import (
     NamespaceForked,
     NamespaceUpdated,
 )
-from contracts.tasks import TaskCreated, TaskFinished, TaskProgressed, TaskStatus
+from contracts.tasks import FINISHED, TaskCreated, TaskFinished, TaskProgressed, TaskStatus
 from libs.event_codec import from_recorded
 from libs.eventstore import RecordedEvent, Transaction
 from libs.views import View
@@ -43,6 +43,11 @@ TABLES = [
         total BIGINT, result TEXT NOT NULL, error TEXT, created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL)""",
 ]
+
+
+# Task events may arrive twice (the bus redelivers; the catalog's own come back through it):
+# a finished task never changes again, and a creation is inserted once.
+_FINISHED = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
 class CatalogProjection:
@@ -119,20 +124,21 @@ class CatalogProjection:
                     )  # fmt: skip
             case TaskCreated() as e:
                 await tx.execute(
-                    "INSERT INTO cat_tasks VALUES ($1, $2, $3, $4, $5, $6, 0, $7, '{}', NULL, $8, $8)",
+                    "INSERT INTO cat_tasks VALUES ($1, $2, $3, $4, $5, $6, 0, $7, '{}', NULL, $8, $8) "
+                    "ON CONFLICT (task_id) DO NOTHING",
                     e.task_id, e.namespace_id, e.organization_id, e.kind, e.resource_id,
                     TaskStatus.PENDING.value, e.total, at,
                 )  # fmt: skip
             case TaskProgressed() as e:
                 await tx.execute(
                     "UPDATE cat_tasks SET status = $1, done = $2, total = COALESCE($3, total), "
-                    "updated_at = $4 WHERE task_id = $5",
+                    f"updated_at = $4 WHERE task_id = $5 AND status NOT IN ({_FINISHED})",
                     e.status.value, e.done, e.total, at, e.task_id,
                 )  # fmt: skip
             case TaskFinished() as e:
                 await tx.execute(
                     "UPDATE cat_tasks SET status = $1, result = $2, error = $3, updated_at = $4 "
-                    "WHERE task_id = $5",
+                    f"WHERE task_id = $5 AND status NOT IN ({_FINISHED})",
                     e.status.value, json.dumps(e.result), e.error, at, e.task_id,
                 )  # fmt: skip
             case _:

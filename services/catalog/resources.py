@@ -36,6 +36,7 @@ from contracts.tasks import TaskCreated
 from libs.auth import Principal
 from libs.errors import ConflictError, InvalidInputError, NotFoundError
 from libs.ids import new_id
+from libs.sources import SourceObject
 from libs.views import View
 from services.catalog.readmodel import namespace_view
 from services.catalog.resources_readmodel import find, visible
@@ -224,6 +225,24 @@ class ResourceService:
             )  # fmt: skip
         page = [_object_record(r, view) for r in rows[:limit]]
         return {"results": page, "limit": limit, "offset": offset, "has_more": len(rows) > limit}
+
+    async def bucket_objects(
+        self, *, namespace_id: str, bucket_id: str, after: str | None = None, limit: int = 500
+    ) -> list[SourceObject]:
+        """The ``SourceReader`` port: a keyset page of a bucket's objects, for processing."""
+        bucket = await self._named("bucket", namespace_id, bucket_id)
+        view = await self._view(namespace_id)
+        ids = view.stored_ids(bucket["_owner"], bucket["_stored_id"])
+        placeholders = ", ".join(f"${i + 2}" for i in range(len(ids)))
+        async with self.catalog.store.transaction() as tx:
+            rows = await visible(
+                tx, "object", view, where=f"object_id > $1 AND parent_id IN ({placeholders})",
+                args=(after or "", *ids), suffix=f" ORDER BY object_id LIMIT {int(limit)}",
+            )  # fmt: skip
+        return [
+            SourceObject(object_id=r["object_id"], bucket_id=bucket["bucket_id"], fields=r["fields"], blobs=r.get("blobs", []))
+            for r in rows
+        ]  # fmt: skip
 
     async def delete_object(self, principal: Principal, namespace_id: str, object_id: str) -> None:
         principal.require(Permission.WRITE)

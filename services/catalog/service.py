@@ -24,6 +24,7 @@ from contracts.auth import (
 )
 from contracts.base import Event
 from contracts.catalog import CollectionDeleted
+from contracts.envelope import Envelope
 from contracts.namespaces import (
     CloneNamespace,
     CreateNamespace,
@@ -41,13 +42,11 @@ from contracts.tasks import TaskCreated, TaskFinished, TaskStatus
 from libs.auth import Principal, StoredKey, generate_key
 from libs.errors import ConflictError, InvalidInputError, NotFoundError
 from libs.event_codec import from_recorded, to_new_event
-from libs.eventstore import EventStore, ProjectionRunner, event_ids_for
+from libs.eventstore import EventStore, ProjectionRunner, RecordedEvent, event_ids_for
 from libs.ids import derive, is_id, new_id
 from services.catalog.namespace import Namespace, fold
 from services.catalog.readmodel import CatalogProjection, namespace_view
 from services.catalog.resources_readmodel import ResourcesProjection, visible
-
-VISIBLE = ("ACTIVE",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +60,9 @@ class CatalogService:
         self.store = store
         self.fork_participants = list(fork_participants)
         # Resources read namespace views, so the namespaces projection always runs first.
+        self._tasks_projection = CatalogProjection()
         self._runners = [
-            ProjectionRunner(store, CatalogProjection()),
+            ProjectionRunner(store, self._tasks_projection),
             ProjectionRunner(store, ResourcesProjection()),
         ]
         self.lock = asyncio.Lock()
@@ -369,6 +369,16 @@ class CatalogService:
             CollectionDeleted(collection_id=derive(namespace_id, c["collection_id"]))
             for c in collections
         ]
+
+    async def apply_task_event(self, envelope: Envelope) -> None:
+        """Task events of other services (from the bus) join the tasks read model."""
+        recorded = RecordedEvent(
+            event_id=envelope.event_id, stream_id=envelope.stream_id, stream_version=envelope.version,
+            global_position=envelope.global_position or 0, type=envelope.type, data=envelope.data,
+            metadata={}, recorded_at=envelope.occurred_at,
+        )  # fmt: skip
+        async with self.store.transaction() as tx:
+            await self._tasks_projection.apply(recorded, tx)
 
     async def acknowledge_fork(self, ack: NamespaceForkAcknowledged) -> None:
         """A participant forked its state (or failed): the last acknowledgement ends the clone."""
