@@ -115,7 +115,7 @@ class StaticEncoder:
         from model2vec import StaticModel
 
         model = StaticModel.from_pretrained(self.model_dir, normalize=True)
-        # Stored as float16 (half the disk); averaged in float32: faster in numpy, and exact.
+        # Stored as float16 (half the disk); averaged in float32: faster in numpy, more precise.
         model.embedding = np.asarray(model.embedding, dtype=np.float32)
         return _Loaded(model=model)
 
