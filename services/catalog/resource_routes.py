@@ -89,8 +89,11 @@ def resource_router(service: ResourceService, scope: Callable[..., Awaitable[Sco
     async def list_objects(
         bucket_id: str, at: InNamespace,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+        as_of: Annotated[int | None, Query(ge=0, description="a global position: time travel")] = None,
     ) -> dict[str, Any]:  # fmt: skip
-        return await service.objects(at.namespace_id, bucket_id, limit=limit, offset=offset)
+        return await service.objects(
+            at.namespace_id, bucket_id, limit=limit, offset=offset, as_of=as_of
+        )
 
     @api.get("/objects/{object_id}", tags=["objects"])
     async def get_object(object_id: str, at: InNamespace) -> dict[str, Any]:

@@ -212,10 +212,19 @@ class ResourceService:
         return _object_record(found, view)
 
     async def objects(
-        self, namespace_id: str, bucket_id: str, *, limit: int, offset: int
+        self,
+        namespace_id: str,
+        bucket_id: str,
+        *,
+        limit: int,
+        offset: int,
+        as_of: int | None = None,
     ) -> dict[str, Any]:
+        """A page of the bucket's objects, now or as they were at global position ``as_of``."""
         bucket = await self._named("bucket", namespace_id, bucket_id)
         view = await self._view(namespace_id)
+        if as_of is not None:
+            view = view.as_of(as_of)
         ids = view.stored_ids(bucket["_owner"], bucket["_stored_id"])
         placeholders = ", ".join(f"${i + 1}" for i in range(len(ids)))
         async with self.catalog.store.transaction() as tx:

@@ -334,3 +334,22 @@ async def test_namespace_scoped_routes_need_x_namespace(api: Api) -> None:
 
     assert response.status_code == 422
     assert "X-Namespace" in response.json()["error"]
+
+
+async def test_objects_can_be_listed_as_of_an_earlier_position(api: Api) -> None:
+    ns = await _namespace(api)
+    bucket = await _bucket(api, ns)
+    first = await _object(api, ns, bucket["bucket_id"], _id="1", title="first")
+    position = await api.runtime.store.head_position()
+    await _object(api, ns, bucket["bucket_id"], _id="2", title="second")
+    await api.ok("DELETE", f"/v1/objects/{first['object_id']}", namespace=ns)
+
+    then = await api.ok(
+        "GET",
+        f"/v1/buckets/{bucket['bucket_id']}/objects",
+        namespace=ns,
+        params={"as_of": position},
+    )
+
+    assert [o["fields"]["title"] for o in then["results"]] == ["first"]
+    assert await _titles(api, ns, bucket["bucket_id"]) == ["second"]
