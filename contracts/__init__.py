@@ -4,7 +4,7 @@ Importing this package registers every event and command type. ``python -m contr
 writes the JSON Schemas and the AsyncAPI document generated from these models.
 """
 
-from contracts import auth, catalog, commands, namespaces, tasks, webhooks
+from contracts import auth, catalog, commands, extractor, namespaces, tasks, webhooks
 from contracts.base import Command, Event, decode_event, upcaster
 from contracts.envelope import DeadLetter, Envelope
 
@@ -17,6 +17,7 @@ __all__ = [
     "catalog",
     "commands",
     "decode_event",
+    "extractor",
     "namespaces",
     "tasks",
     "upcaster",

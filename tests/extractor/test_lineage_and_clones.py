@@ -1,0 +1,95 @@
+"""Tier-N lineage across three collections, and namespace clones that fork vectors in O(1)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from libs.ids import derive
+from libs.vectors import DenseVector
+from tests.extractor.conftest import STATIC, Stack, scifact
+
+
+async def test_lineage_across_three_tiers(stack: Stack) -> None:
+    ns = await stack.namespace()
+    bucket = await stack.bucket(ns)
+    tier1 = await stack.collection(ns, {"type": "bucket", "bucket_id": bucket})
+    chunked = {**STATIC, "parameters": {"chunking": {"mode": "sentences", "size": 2, "overlap": 0}}}
+    tier2 = await stack.collection(ns, {"type": "collection", "collection_id": tier1}, chunked)
+    tier3 = await stack.collection(ns, {"type": "collection", "collection_id": tier2})
+    ids = await stack.objects(ns, bucket, scifact(3))
+    await stack.wait_documents(ns, tier1, 3)
+    second = await stack.documents(ns, tier2)
+    for _ in range(200):
+        second = await stack.documents(ns, tier2)
+        third = await stack.documents(ns, tier3)
+        if second and len(third) == len(second):
+            break
+        await asyncio.sleep(0.02)
+    assert len(second) > 3  # sentences: more documents than objects
+    assert {d["root_object_id"] for d in third} == set(ids)
+    doc = third[0]
+    assert doc["lineage_path"] == [bucket, tier1, tier2, tier3]
+    assert doc["source_collection_id"] == tier2
+    lineage = await stack.ok("GET", f"/v1/documents/{doc['document_id']}/lineage", namespace=ns)
+    assert [step["collection_id"] for step in lineage["chain"]] == [tier3, tier2, tier1]
+    assert lineage["root_object_id"] == doc["root_object_id"]
+
+    # A tier-N trigger re-reads its upstream collection from the vector store.
+    started = await stack.ok("POST", f"/v1/collections/{tier3}/trigger", namespace=ns)
+    task = await stack.wait_task(started["task_id"])
+    assert task["status"] == "COMPLETED" and task["result"]["documents_written"] == len(second)
+
+    # Deleting the object removes its documents at every tier.
+    await stack.ok("DELETE", f"/v1/objects/{ids[0]}", namespace=ns)
+    for _ in range(200):
+        if ids[0] not in {d["root_object_id"] for d in await stack.documents(ns, tier3)}:
+            break
+        await asyncio.sleep(0.02)
+    for col in (tier1, tier2, tier3):
+        assert ids[0] not in {d["root_object_id"] for d in await stack.documents(ns, col)}
+
+
+async def test_namespace_clone_forks_vectors_both_ways_isolated(stack: Stack) -> None:
+    parent = await stack.namespace("prod")
+    bucket = await stack.bucket(parent)
+    col = await stack.collection(parent, {"type": "bucket", "bucket_id": bucket})
+    await stack.objects(parent, bucket, scifact(20))
+    await stack.wait_documents(parent, col, 20)
+
+    clone = await stack.ok("POST", "/v1/namespaces/prod/clone", json={"namespace_name": "staging"})
+    task = await stack.wait_task(clone["task_id"])
+    assert task["status"] == "COMPLETED", task
+    staging = (await stack.ok("GET", "/v1/namespaces/staging"))["namespace_id"]
+    clone_col = derive(staging, col)
+    inherited = await stack.wait_documents(staging, clone_col, 20)
+    assert {d["collection_id"] for d in inherited} == {clone_col}
+    view = await stack.view(staging, clone_col)
+    assert view.parent == col and view.space == (await stack.view(parent, col)).space
+
+    after = scifact(3, skip=20)
+    await stack.objects(parent, bucket, after)  # written in prod after the clone
+    await stack.wait_documents(parent, col, 23)
+    own = scifact(2, skip=30)
+    await stack.objects(staging, derive(staging, bucket), own)  # written in staging
+    await stack.wait_documents(staging, clone_col, 22)
+    assert len(await stack.documents(parent, col)) == 23
+
+    extractor = stack.service.extractor_for(STATIC)
+    for row in after:
+        (query,) = extractor.embed([row["text"]], role="query")
+        vector = DenseVector(
+            feature_uri=extractor.info.feature_uri, values=tuple(query.values.tolist())
+        )
+        hits = await stack.vectors.search(
+            view=await stack.view(staging, clone_col), query=vector, top_k=25
+        )
+        assert row["_id"] not in {h.payload["_id"] for h in hits}
+    for row in own:
+        (query,) = extractor.embed([row["text"]], role="query")
+        vector = DenseVector(
+            feature_uri=extractor.info.feature_uri, values=tuple(query.values.tolist())
+        )
+        hits = await stack.vectors.search(
+            view=await stack.view(parent, col), query=vector, top_k=25
+        )
+        assert row["_id"] not in {h.payload["_id"] for h in hits}
