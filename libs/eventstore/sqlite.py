@@ -221,6 +221,12 @@ class SqliteEventStore(SqlEventStore[_SqliteTransaction]):
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[_SqliteTransaction]:
+        # A caller cancelled while its BEGIN was queued in aiosqlite's thread leaves the connection
+        # inside a transaction nobody owns: it failed, so roll it back. The no-op goes through the
+        # same queue, so every statement queued before it has run when we look.
+        await self._conn.execute("SELECT 1")
+        if self._conn.in_transaction:
+            await self._tx.execute("ROLLBACK")
         # IMMEDIATE takes the write lock up front (other processes wait up to busy_timeout),
         # so a transaction never fails half-way for want of it.
         await self._tx.execute("BEGIN IMMEDIATE")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
 
 from libs.errors import InfrastructureError
-from libs.eventstore import EventStore, open_event_store
+from libs.eventstore import EventStore, NewEvent, open_event_store
 
 from .conftest import Backend
 from .helpers import new_events
@@ -160,5 +161,22 @@ async def test_open_event_store_picks_the_adapter_from_the_url(backend: Backend)
     try:
         expected = {"sqlite": "SqliteEventStore", "postgres": "PostgresEventStore"}[backend.name]
         assert type(store).__name__ == expected
+    finally:
+        await store.close()
+
+
+async def test_a_transaction_cancelled_mid_begin_does_not_wedge_the_store(backend: Backend) -> None:
+    store = await backend.open()
+    try:
+        for _ in range(20):  # cancel at many points of the BEGIN/COMMIT round trips
+            task = asyncio.create_task(
+                store.append("s", [NewEvent(type="t", data={})], expected_version=None)
+            )
+            await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        await store.append("s", [NewEvent(type="t", data={})], expected_version=None)
     finally:
         await store.close()
