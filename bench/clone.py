@@ -104,7 +104,8 @@ async def main() -> None:
         return
     dsn = os.environ.get("OFFSHOOT_DATABASE_URL", "postgresql://postgres@127.0.0.1:55432/offshoot")
     schema = f"bench_clone_{uuid.uuid4().hex[:8]}"
-    runtime = await Runtime.open(store_url=f"{dsn}?schema={schema}")
+    scratch = tempfile.mkdtemp()
+    runtime = await Runtime.open(data_dir=Path(scratch), store_url=f"{dsn}?schema={schema}")
     print("## PostgreSQL")
     try:
         await _run(runtime, sizes, lambda: _size(dsn, schema, None))

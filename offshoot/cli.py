@@ -125,6 +125,13 @@ def serve(
     kafka: Annotated[
         str | None, typer.Option(envvar="OFFSHOOT_KAFKA", help="Kafka bootstrap servers.")
     ] = None,
+    qdrant_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OFFSHOOT_QDRANT_URL",
+            help="A Qdrant server (default: Qdrant Edge in --data-dir).",
+        ),
+    ] = None,
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> None:
@@ -134,12 +141,10 @@ def serve(
     from offshoot.runtime import Runtime
 
     async def run() -> None:
-        if database_url:
-            runtime = await Runtime.open(
-                store_url=database_url, bus_url=f"kafka://{kafka}" if kafka else None
-            )
-        else:
-            runtime = await Runtime.open(data_dir=data_dir or Path(".offshoot"))
+        runtime = await Runtime.open(
+            data_dir=data_dir or Path(".offshoot"), store_url=database_url,
+            bus_url=f"kafka://{kafka}" if kafka else None, vectors_url=qdrant_url,
+        )  # fmt: skip
         try:
             typer.echo(f"offshoot: serving on http://{host}:{port}")
             await uvicorn.Server(
@@ -164,10 +169,7 @@ def admin_init(
     from offshoot.runtime import Runtime
 
     async def run() -> tuple[str, str]:
-        if database_url:
-            runtime = await Runtime.open(store_url=database_url)
-        else:
-            runtime = await Runtime.open(data_dir=data_dir or Path(".offshoot"))
+        runtime = await Runtime.open(data_dir=data_dir or Path(".offshoot"), store_url=database_url)
         try:
             organization_id, key = await runtime.catalog.bootstrap(organization)
             return organization_id, key.api_key

@@ -1,16 +1,21 @@
 """The composition root: every service wired to its adapters, behind one HTTP app.
 
-``Runtime.open(data_dir=...)`` is the embedded default (SQLite stores, the in-process bus, no
-servers); ``Runtime.open(store_url=..., bus_url=...)`` runs the same services on PostgreSQL and
-Kafka. Only adapters differ, so one test suite runs on both.
+``Runtime.open(data_dir=...)`` is the embedded default: SQLite event stores, the in-process bus
+and Qdrant Edge, all under ``data_dir``, no servers. Adding ``store_url`` (PostgreSQL),
+``bus_url`` (Kafka) and ``vectors_url`` (a Qdrant server) runs the same services on the
+distributed adapters; only adapters differ, so one test suite runs on both. ``data_dir`` always
+holds what stays local (Qdrant Edge when no server is given).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI
 
@@ -18,10 +23,11 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.namespaces import NamespaceForkAcknowledged
 from libs.bus import Bus, consume_envelopes, open_bus
-from libs.errors import InvalidInputError
 from libs.eventstore import EventStore, open_event_store
+from libs.extractors import InferenceCache
 from libs.http import BodyLimit, install_error_handlers, principal_dependency
 from libs.outbox import OutboxRelay
+from libs.vectors import EdgeVectorStore, VectorStore, open_vector_store
 from services.catalog.commands import CommandGateway
 from services.catalog.resource_routes import resource_router
 from services.catalog.resources import ResourceService
@@ -30,37 +36,87 @@ from services.catalog.routes import scope_dependency
 from services.catalog.service import CatalogService
 from services.catalog.webhooks import WebhookService
 from services.catalog.webhooks import install as install_webhooks
+from services.extractor import ExtractorService
+from services.extractor import install as install_extractor
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
+PARTICIPANTS = ("extractor",)  # the services that fork their own state when a namespace is cloned
 
 
-def _embedded_store_url(data_dir: Path | None) -> str:
-    assert data_dir is not None  # checked by the caller
+@dataclass(frozen=True)
+class Adapters:
+    """Everything a runtime runs on; ``open_adapters`` picks them from URLs."""
+
+    catalog_store: EventStore
+    extractor_store: EventStore
+    bus: Bus
+    vectors: VectorStore
+    cache: InferenceCache
+
+    async def close(self) -> None:
+        await self.vectors.close()
+        await self.extractor_store.close()
+        await self.catalog_store.close()
+        self.cache.close()
+
+
+def _schema_url(url: str, suffix: str) -> str:
+    """The PostgreSQL URL of another service's schema next to ``url``'s (``?schema=``)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["schema"] = f"{query['schema']}_{suffix}" if "schema" in query else suffix
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _prepare(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir.resolve() / 'catalog.sqlite3'}"
+    return data_dir.resolve()
+
+
+async def open_adapters(
+    data_dir: Path,
+    *,
+    store_url: str | None = None,
+    bus_url: str | None = None,
+    vectors_url: str | None = None,
+    inference_cache: Path | None = None,
+) -> Adapters:
+    root = _prepare(data_dir)
+    if store_url is None:
+        catalog = await open_event_store(f"sqlite:///{root / 'catalog.sqlite3'}")
+        extractor = await open_event_store(f"sqlite:///{root / 'extractor.sqlite3'}")
+    else:
+        catalog = await open_event_store(store_url)
+        extractor = await open_event_store(_schema_url(store_url, "extractor"))
+    vectors = open_vector_store(vectors_url) if vectors_url else EdgeVectorStore(root / "vectors")
+    cache = InferenceCache(inference_cache) if inference_cache else InferenceCache.open_default()
+    return Adapters(catalog, extractor, open_bus(bus_url or "memory://"), vectors, cache)
 
 
 class Runtime:
     def __init__(
         self,
+        adapters: Adapters,
         *,
-        store: EventStore,
-        bus: Bus,
-        max_body_bytes: int,
-        fork_participants: Sequence[str] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        fork_participants: Sequence[str] = PARTICIPANTS,
+        extractor_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.store = store
-        self.bus = bus
-        self.catalog = CatalogService(store, fork_participants=fork_participants)
+        self.adapters = adapters
+        self.store = adapters.catalog_store
+        self.bus = adapters.bus
+        self.catalog = CatalogService(self.store, fork_participants=fork_participants)
         self.app = FastAPI(title="Offshoot", version="1")
         install_error_handlers(self.app)
-        principal = principal_dependency(self.catalog)
+        self._principal = principal_dependency(self.catalog)
         self.resources = ResourceService(self.catalog)
         self.commands = CommandGateway(self.catalog, self.resources)
-        self.app.include_router(catalog_router(self.catalog, principal))
-        self._scope = scope_dependency(self.catalog, principal)
+        self.app.include_router(catalog_router(self.catalog, self._principal))
+        self._scope = scope_dependency(self.catalog, self._principal)
         self.app.include_router(resource_router(self.resources, self._scope))
+        self._extractor_options = dict(extractor_options or {})
         self.webhooks: WebhookService | None = None
+        self.extractor: ExtractorService | None = None
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,31 +125,41 @@ class Runtime:
     async def open(
         cls,
         *,
-        data_dir: Path | None = None,
+        data_dir: Path,
         store_url: str | None = None,
         bus_url: str | None = None,
+        vectors_url: str | None = None,
+        inference_cache: Path | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
-        fork_participants: Sequence[str] = (),
+        fork_participants: Sequence[str] = PARTICIPANTS,
+        extractor_options: Mapping[str, Any] | None = None,
     ) -> Runtime:
         """``fork_participants``: services whose acknowledgement a namespace clone waits for."""
-        if (data_dir is None) == (store_url is None):
-            raise InvalidInputError("give either a data directory (embedded) or a store URL")
-        store = await open_event_store(store_url or _embedded_store_url(data_dir))
-        bus = open_bus(bus_url or "memory://")
+        adapters = await open_adapters(
+            data_dir, store_url=store_url, bus_url=bus_url, vectors_url=vectors_url,
+            inference_cache=inference_cache,
+        )  # fmt: skip
         runtime = cls(
-            store=store, bus=bus, max_body_bytes=max_body_bytes, fork_participants=fork_participants
-        )
+            adapters, max_body_bytes=max_body_bytes, fork_participants=fork_participants,
+            extractor_options=extractor_options,
+        )  # fmt: skip
         await runtime._start()
         return runtime
 
     async def _start(self) -> None:
         await self.bus.start()
         await self.bus.ensure_topic(topics.EVENTS, partitions=4)
+        await self.bus.ensure_topic(topics.COMMANDS, partitions=4)
         await self.catalog.start()
         self.webhooks = await install_webhooks(
             self.app, store=self.store, bus=self.bus, scope_dependency=self._scope
         )
-        await self.bus.ensure_topic(topics.COMMANDS, partitions=4)
+        self.extractor = await install_extractor(
+            self.app, store=self.adapters.extractor_store, vectors=self.adapters.vectors,
+            bus=self.bus, sources=self.resources, cache=self.adapters.cache,
+            scope_dependency=self._scope, principal_dependency=self._principal,
+            **self._extractor_options,
+        )  # fmt: skip
         await consume_envelopes(self.bus, topics.EVENTS, group="catalog", handler=self._on_event)
         await consume_envelopes(
             self.bus, topics.COMMANDS, group="catalog-commands", handler=self.commands.handle
@@ -109,11 +175,12 @@ class Runtime:
             )
 
     async def close(self) -> None:
-        if self.webhooks is not None:
-            await self.webhooks.stop()
+        for service in (self.webhooks, self.extractor):
+            if service is not None:
+                await service.stop()
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.bus.stop()
-        await self.store.close()
+        await self.adapters.close()

@@ -74,7 +74,9 @@ async def api(
         return
     servers = kafka_servers()
     async with postgres_schema("catalog") as url:
-        runtime = await Runtime.open(store_url=url, bus_url=f"kafka://{servers}", **runtime_options)
+        runtime = await Runtime.open(
+            data_dir=tmp_path, store_url=url, bus_url=f"kafka://{servers}", **runtime_options
+        )
         async with _client(runtime) as api:
             yield api
 

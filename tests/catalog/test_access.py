@@ -21,14 +21,22 @@ async def _victim(api: Api) -> dict[str, str]:
     key = await api.ok("POST", "/v1/keys", json={"name": "reader", "permissions": ["read"]})
     ns = namespace["namespace_id"]
     bucket = await api.ok("POST", "/v1/buckets", namespace=ns, json={"bucket_name": "b"})
-    item = await api.ok(
-        "POST", f"/v1/buckets/{bucket['bucket_id']}/objects", namespace=ns, json={"fields": {}}
-    )
     collection = await api.ok(
         "POST", "/v1/collections", namespace=ns,
         json={"collection_name": "c", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]},
               "feature_extractor": {"feature_extractor_name": "minilm-static", "version": "v1"}},
     )  # fmt: skip
+    item = await api.ok(
+        "POST", f"/v1/buckets/{bucket['bucket_id']}/objects", namespace=ns,
+        json={"fields": {"text": "a victim's document"}},
+    )  # fmt: skip
+    trigger = await api.ok(
+        "POST", f"/v1/collections/{collection['collection_id']}/trigger", namespace=ns
+    )
+    await api.wait_task(trigger["task_id"])
+    documents = await api.ok(
+        "GET", f"/v1/collections/{collection['collection_id']}/documents", namespace=ns
+    )
     webhook = await api.ok(
         "POST",
         "/v1/webhooks",
@@ -55,6 +63,8 @@ async def _victim(api: Api) -> dict[str, str]:
         "bucket_id": bucket["bucket_id"],
         "object_id": item["object_id"],
         "collection_id": collection["collection_id"],
+        "document_id": documents["results"][0]["document_id"],
+        "batch_id": trigger["batch_id"],
     }
 
 
@@ -113,8 +123,8 @@ async def test_every_namespace_scoped_route_answers_404_outside_a_keys_scope(api
     )
 
     for method, template in _routes(api):
-        if template.startswith(("/v1/namespaces", "/v1/keys")) or template == "/v1/tasks":
-            continue  # organization-level routes (the task list filters; tested below)
+        if template.startswith(("/v1/namespaces", "/v1/keys")) or template in GLOBAL_LISTS:
+            continue  # organization-level routes, and lists that filter (tested below)
         path = template.format(**victim)
         response = await api.call(
             method,
@@ -212,6 +222,7 @@ async def test_keys_are_stored_hashed(api: Api) -> None:
     assert key["api_key"].split(".")[2] not in stored.secret_sha256
 
 
+GLOBAL_LISTS = ("/v1/tasks", "/v1/feature-extractors")  # not namespace-scoped
 VALID_BODIES: dict[str, Any] = {
     "/v1/namespaces/{namespace_identifier}/clone": {"namespace_name": "stolen"},
     "/v1/namespaces/{namespace_identifier}": {"description": "stolen"},

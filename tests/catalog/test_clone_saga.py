@@ -18,7 +18,7 @@ from tests.catalog.conftest import Api
 
 @pytest.fixture
 def runtime_options() -> dict[str, Any]:
-    return {"fork_participants": ["extractor", "retrieval"]}
+    return {"fork_participants": ["alpha", "beta"]}
 
 
 async def _acknowledge(
@@ -56,11 +56,11 @@ async def test_the_clone_completes_when_every_service_has_acknowledged(api: Api)
     await api.ok("POST", "/v1/namespaces", json={"namespace_name": "prod"})
     task = await api.ok("POST", "/v1/namespaces/prod/clone", json={"namespace_name": "staging"})
 
-    await _acknowledge(api, task, "extractor", mapping={"ret_a": "ret_b"})
+    await _acknowledge(api, task, "alpha", mapping={"ret_a": "ret_b"})
     await asyncio.sleep(0.3)
     halfway = await api.ok("GET", f"/v1/tasks/{task['task_id']}")
     hidden = await api.call("GET", "/v1/namespaces/staging")
-    await _acknowledge(api, task, "retrieval")
+    await _acknowledge(api, task, "beta")
     done = await _status(api, task["task_id"], "COMPLETED")
 
     assert halfway["status"] == "PENDING" and hidden.status_code == 404
@@ -72,10 +72,10 @@ async def test_a_failed_participant_fails_the_clone_and_hides_it(api: Api) -> No
     await api.ok("POST", "/v1/namespaces", json={"namespace_name": "prod"})
     task = await api.ok("POST", "/v1/namespaces/prod/clone", json={"namespace_name": "staging"})
 
-    await _acknowledge(api, task, "extractor", error="vector store unavailable")
+    await _acknowledge(api, task, "alpha", error="vector store unavailable")
     failed = await _status(api, task["task_id"], "FAILED")
 
-    assert failed["error"] == "extractor: vector store unavailable"
+    assert failed["error"] == "alpha: vector store unavailable"
     assert (await api.call("GET", "/v1/namespaces/staging")).status_code == 404
     assert [n["namespace_name"] for n in (await api.ok("GET", "/v1/namespaces"))["results"]] == [
         "prod"
@@ -89,8 +89,8 @@ async def test_a_duplicate_acknowledgement_changes_nothing(api: Api) -> None:
     await api.ok("POST", "/v1/namespaces", json={"namespace_name": "prod"})
     task = await api.ok("POST", "/v1/namespaces/prod/clone", json={"namespace_name": "staging"})
 
-    await _acknowledge(api, task, "extractor")
-    await _acknowledge(api, task, "extractor")
+    await _acknowledge(api, task, "alpha")
+    await _acknowledge(api, task, "alpha")
     await asyncio.sleep(0.3)
 
     assert (await api.ok("GET", f"/v1/tasks/{task['task_id']}"))["status"] == "PENDING"
@@ -103,8 +103,8 @@ async def test_an_unfinished_task_can_be_canceled_once(api: Api) -> None:
     canceled = await api.ok("POST", f"/v1/tasks/{task['task_id']}/cancel")
     again = await api.call("POST", f"/v1/tasks/{task['task_id']}/cancel")
 
-    await _acknowledge(api, task, "extractor")
-    await _acknowledge(api, task, "retrieval")
+    await _acknowledge(api, task, "alpha")
+    await _acknowledge(api, task, "beta")
     await asyncio.sleep(0.3)
 
     assert canceled["status"] == "CANCELED"

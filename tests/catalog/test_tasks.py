@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from contracts import topics
 from contracts.base import Event
 from contracts.envelope import Envelope
@@ -31,22 +33,19 @@ async def _task_when(api: Api, task_id: str, check: Any) -> dict[str, Any]:
     raise AssertionError(f"task {task_id} never reached the expected state")
 
 
-async def _triggered_task(api: Api) -> str:
+@pytest.fixture
+def runtime_options() -> dict[str, Any]:
+    return {"fork_participants": ["alpha"]}  # a participant that never answers: the task stays open
+
+
+async def _open_task(api: Api) -> str:
     await api.ok("POST", "/v1/namespaces", json={"namespace_name": "prod"})
-    bucket = await api.ok("POST", "/v1/buckets", namespace="prod", json={"bucket_name": "b"})
-    collection = await api.ok(
-        "POST", "/v1/collections", namespace="prod",
-        json={"collection_name": "c", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]},
-              "feature_extractor": {"feature_extractor_name": "minilm-static", "version": "v1"}},
-    )  # fmt: skip
-    trigger = await api.ok(
-        "POST", f"/v1/collections/{collection['collection_id']}/trigger", namespace="prod"
-    )
-    return str(trigger["task_id"])
+    task = await api.ok("POST", "/v1/namespaces/prod/clone", json={"namespace_name": "staging"})
+    return str(task["task_id"])
 
 
 async def test_progress_reported_by_another_service_shows_on_the_task(api: Api) -> None:
-    task_id = await _triggered_task(api)
+    task_id = await _open_task(api)
 
     await _report(
         api, TaskProgressed(task_id=task_id, status=TaskStatus.PROCESSING, done=40, total=100), 1
@@ -57,7 +56,7 @@ async def test_progress_reported_by_another_service_shows_on_the_task(api: Api) 
 
 
 async def test_a_finished_task_ignores_late_progress(api: Api) -> None:
-    task_id = await _triggered_task(api)
+    task_id = await _open_task(api)
 
     await _report(
         api, TaskFinished(task_id=task_id, status=TaskStatus.COMPLETED, result={"documents": 3}), 1

@@ -16,12 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from libs.eventstore import open_event_store
-from libs.extractors import InferenceCache
 from libs.sources import SourceObject
 from libs.vectors import EdgeVectorStore, View
 from offshoot.runtime import Runtime
-from services.extractor import ExtractorService, install
+from services.extractor import ExtractorService
 
 SCIFACT = Path("/work/shared/datasets/scifact/corpus.jsonl.gz")
 STATIC = {"feature_extractor_name": "minilm-static", "version": "v1"}
@@ -142,22 +140,20 @@ class Stack:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    runtime = await Runtime.open(data_dir=tmp_path / "catalog", fork_participants=["extractor"])
-    store = await open_event_store(f"sqlite:///{tmp_path / 'extractor.sqlite3'}")
-    vectors = EdgeVectorStore(tmp_path / "vectors", optimize_idle_seconds=None)
-    cache = InferenceCache(tmp_path / "inference-cache.sqlite3")
-    sources = GatedSources(runtime.resources)
-    service = await install(
-        runtime.app, store=store, vectors=vectors, bus=runtime.bus, sources=sources, cache=cache,
-        scope_dependency=runtime._scope, page_size=32,
+    """The runtime with its built-in extractor; the catalog's source reader is gated."""
+    runtime = await Runtime.open(
+        data_dir=tmp_path, inference_cache=tmp_path / "inference-cache.sqlite3",
+        extractor_options={"page_size": 32},
     )  # fmt: skip
+    service = runtime.extractor
+    assert service is not None
+    sources = GatedSources(service.sources)
+    service.sources = sources
+    vectors = runtime.adapters.vectors
+    assert isinstance(vectors, EdgeVectorStore)
     _, key = await runtime.catalog.bootstrap(f"org-{uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=runtime.asgi)
     async with httpx.AsyncClient(transport=transport, base_url="http://offshoot.test") as http:
         yield Stack(runtime, service, vectors, sources, http, key.api_key, tmp_path)
     sources.open.set()
-    await service.stop()
     await runtime.close()
-    await vectors.close()
-    await store.close()
-    cache.close()
