@@ -4,7 +4,7 @@ Importing this package registers every event and command type. ``python -m contr
 writes the JSON Schemas and the AsyncAPI document generated from these models.
 """
 
-from contracts import auth, catalog, commands, extractor, namespaces, tasks, webhooks
+from contracts import auth, catalog, commands, extractor, namespaces, retrieval, tasks, webhooks
 from contracts.base import Command, Event, decode_event, upcaster
 from contracts.envelope import DeadLetter, Envelope
 
@@ -19,6 +19,7 @@ __all__ = [
     "decode_event",
     "extractor",
     "namespaces",
+    "retrieval",
     "tasks",
     "upcaster",
     "webhooks",

@@ -38,9 +38,12 @@ from services.catalog.webhooks import WebhookService
 from services.catalog.webhooks import install as install_webhooks
 from services.extractor import ExtractorService
 from services.extractor import install as install_extractor
+from services.retrieval import RetrievalService
+from services.retrieval import install as install_retrieval
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-PARTICIPANTS = ("extractor",)  # the services that fork their own state when a namespace is cloned
+# the services that fork their own state when a namespace is cloned
+PARTICIPANTS = ("extractor", "retrieval")
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,14 @@ class Adapters:
 
     catalog_store: EventStore
     extractor_store: EventStore
+    retrieval_store: EventStore
     bus: Bus
     vectors: VectorStore
     cache: InferenceCache
 
     async def close(self) -> None:
         await self.vectors.close()
+        await self.retrieval_store.close()
         await self.extractor_store.close()
         await self.catalog_store.close()
         self.cache.close()
@@ -85,12 +90,14 @@ async def open_adapters(
     if store_url is None:
         catalog = await open_event_store(f"sqlite:///{root / 'catalog.sqlite3'}")
         extractor = await open_event_store(f"sqlite:///{root / 'extractor.sqlite3'}")
+        retrieval = await open_event_store(f"sqlite:///{root / 'retrieval.sqlite3'}")
     else:
         catalog = await open_event_store(store_url)
         extractor = await open_event_store(_schema_url(store_url, "extractor"))
+        retrieval = await open_event_store(_schema_url(store_url, "retrieval"))
     vectors = open_vector_store(vectors_url) if vectors_url else EdgeVectorStore(root / "vectors")
     cache = InferenceCache(inference_cache) if inference_cache else InferenceCache.open_default()
-    return Adapters(catalog, extractor, open_bus(bus_url or "memory://"), vectors, cache)
+    return Adapters(catalog, extractor, retrieval, open_bus(bus_url or "memory://"), vectors, cache)
 
 
 class Runtime:
@@ -117,6 +124,7 @@ class Runtime:
         self._extractor_options = dict(extractor_options or {})
         self.webhooks: WebhookService | None = None
         self.extractor: ExtractorService | None = None
+        self.retrieval: RetrievalService | None = None
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,6 +168,12 @@ class Runtime:
             scope_dependency=self._scope, principal_dependency=self._principal,
             **self._extractor_options,
         )  # fmt: skip
+        self.retrieval = await install_retrieval(
+            self.app, store=self.adapters.retrieval_store, bus=self.bus,
+            vectors=self.adapters.vectors, cache=self.adapters.cache, directory=self.extractor,
+            write_position=self.adapters.extractor_store.head_position,
+            scope_dependency=self._scope, principal_dependency=self._principal,
+        )  # fmt: skip
         await consume_envelopes(self.bus, topics.EVENTS, group="catalog", handler=self._on_event)
         await consume_envelopes(
             self.bus, topics.COMMANDS, group="catalog-commands", handler=self.commands.handle
@@ -175,7 +189,7 @@ class Runtime:
             )
 
     async def close(self) -> None:
-        for service in (self.webhooks, self.extractor):
+        for service in (self.webhooks, self.retrieval, self.extractor):
             if service is not None:
                 await service.stop()
         self._stop.set()

@@ -54,8 +54,22 @@ async def _victim(api: Api) -> dict[str, str]:
         if deliveries:
             break
         await asyncio.sleep(0.05)
+    retriever = await api.ok(
+        "POST", "/v1/retrievers", namespace=ns,
+        json={"retriever_name": "r", "collection_identifiers": [collection["collection_id"]],
+              "stages": [{"stage_name": "s", "stage_type": "filter", "config": {
+                  "stage_id": "feature_search", "parameters": {"searches": [{
+                      "feature_uri": "offshoot://minilm-static@v1/text_embedding",
+                      "query": "{{INPUT.query}}", "top_k": 5}]}}}]},
+    )  # fmt: skip
+    alias = await api.ok(
+        "POST", "/v1/aliases", namespace=ns,
+        json={"alias_name": "live", "retriever_id": retriever["retriever_id"]},
+    )  # fmt: skip
     return {
         "namespace_identifier": ns,
+        "retriever_id": retriever["retriever_id"],
+        "alias_name": alias["alias_name"],
         "webhook_id": webhook["webhook_id"],
         "delivery_id": deliveries[0]["delivery_id"],
         "task_id": task["task_id"],
@@ -222,7 +236,11 @@ async def test_keys_are_stored_hashed(api: Api) -> None:
     assert key["api_key"].split(".")[2] not in stored.secret_sha256
 
 
-GLOBAL_LISTS = ("/v1/tasks", "/v1/feature-extractors")  # not namespace-scoped
+GLOBAL_LISTS = (
+    "/v1/tasks",
+    "/v1/feature-extractors",
+    "/v1/retrievers/stages",
+)  # not namespace-scoped
 VALID_BODIES: dict[str, Any] = {
     "/v1/namespaces/{namespace_identifier}/clone": {"namespace_name": "stolen"},
     "/v1/namespaces/{namespace_identifier}": {"description": "stolen"},
@@ -231,6 +249,10 @@ VALID_BODIES: dict[str, Any] = {
     "/v1/buckets/{bucket_id}/objects/batch": {"objects": [{"fields": {}}]},
     "/v1/collections/{collection_id}": {"description": "stolen"},
     "/v1/collections/{collection_id}/clone": {"collection_name": "stolen"},
+    "/v1/retrievers/{retriever_id}": {"description": "stolen"},
+    "/v1/retrievers/{retriever_id}/clone": {"retriever_name": "stolen"},
+    "/v1/retrievers/{retriever_id}/execute": {"inputs": {"query": "stolen"}},
+    "/v1/aliases/{alias_name}/execute": {"inputs": {"query": "stolen"}},
 }
 
 

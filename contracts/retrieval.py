@@ -1,0 +1,169 @@
+"""Retrieval service commands and events: retrievers (immutable stage pipelines) and aliases
+(mutable pointers to retrievers). Stored in the retrieval service's own event store, one stream
+per namespace (``retrieval-<namespace_id>``), and published on ``offshoot.events``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from contracts.base import Command, Event
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class CreateRetriever(Command):
+    """``POST /v1/retrievers``. ``collection_identifiers`` are collection ids or names of the
+    namespace; ``stages`` use the seed shape ``{stage_name, stage_type, config: {stage_id,
+    parameters}}``. The pipeline is validated in full before anything is stored."""
+
+    type_name: ClassVar[str] = "retriever.create"
+
+    retriever_name: str = Field(pattern=NAME)
+    description: str = Field(default="", max_length=2000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    collection_identifiers: list[str] = Field(min_length=1, max_length=32)
+    input_schema: dict[str, Any] | None = None
+    stages: list[dict[str, Any]] = Field(min_length=1, max_length=64)
+
+
+class UpdateRetriever(Command):
+    """``PATCH /v1/retrievers/{id}``: only name, description and tags may change (a change of
+    behaviour is a clone)."""
+
+    type_name: ClassVar[str] = "retriever.update"
+
+    retriever_name: str | None = Field(default=None, pattern=NAME)
+    description: str | None = Field(default=None, max_length=2000)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    stages: list[dict[str, Any]] | None = Field(
+        default=None, description="refused (409): stages are immutable, clone instead"
+    )
+    collection_identifiers: list[str] | None = Field(
+        default=None, description="refused (409): collections are immutable, clone instead"
+    )
+    input_schema: dict[str, Any] | None = Field(
+        default=None, description="refused (409): the input schema is immutable, clone instead"
+    )
+
+
+class CloneRetriever(Command):
+    """``POST /v1/retrievers/{id}/clone``: a new retriever from this one with overrides; it
+    shares the collections (no data moves)."""
+
+    type_name: ClassVar[str] = "retriever.clone"
+
+    retriever_name: str | None = Field(default=None, pattern=NAME)
+    description: str | None = Field(default=None, max_length=2000)
+    tags: list[str] | None = Field(default=None, max_length=50)
+    stages: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=64)
+    collection_identifiers: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    input_schema: dict[str, Any] | None = None
+
+
+class CreateAlias(Command):
+    type_name: ClassVar[str] = "alias.create"
+
+    alias_name: str = Field(pattern=NAME)
+    retriever_id: str = Field(min_length=1, description="a retriever id or name")
+    description: str = Field(default="", max_length=2000)
+
+
+class MoveAlias(Command):
+    """Point the alias at another retriever (a promotion); every move is an event."""
+
+    type_name: ClassVar[str] = "alias.move"
+
+    retriever_id: str = Field(min_length=1, description="a retriever id or name")
+    reason: str = Field(default="", max_length=2000)
+
+
+class RollbackAlias(Command):
+    """Point the alias back at the retriever it served before its last move."""
+
+    type_name: ClassVar[str] = "alias.rollback"
+
+    reason: str = Field(default="", max_length=2000)
+
+
+class RetrieverCreated(Event):
+    type_name: ClassVar[str] = "retriever.created"
+
+    namespace_id: str
+    retriever_id: str
+    retriever_name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    collection_ids: list[str]
+    input_schema: dict[str, Any] | None = None
+    stages: list[dict[str, Any]]
+    cloned_from: str | None = None
+    created_by: str | None = Field(default=None, description="the API key id")
+    created_at: str
+
+
+class RetrieverUpdated(Event):
+    type_name: ClassVar[str] = "retriever.updated"
+
+    namespace_id: str
+    retriever_id: str
+    retriever_name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    updated_at: str
+
+
+class RetrieverDeleted(Event):
+    type_name: ClassVar[str] = "retriever.deleted"
+
+    namespace_id: str
+    retriever_id: str
+
+
+class AliasCreated(Event):
+    type_name: ClassVar[str] = "alias.created"
+
+    namespace_id: str
+    alias_id: str
+    alias_name: str
+    retriever_id: str
+    description: str = ""
+    created_by: str | None = None
+    created_at: str
+
+
+class AliasMoved(Event):
+    """The alias now serves ``to_retriever_id`` (``kind``: a move or a rollback)."""
+
+    type_name: ClassVar[str] = "alias.moved"
+
+    namespace_id: str
+    alias_id: str
+    alias_name: str
+    from_retriever_id: str
+    to_retriever_id: str
+    kind: Literal["move", "rollback"] = "move"
+    reason: str = ""
+    moved_by: str | None = Field(default=None, description="the API key id")
+    moved_at: str
+
+
+class AliasDeleted(Event):
+    type_name: ClassVar[str] = "alias.deleted"
+
+    namespace_id: str
+    alias_id: str
+    alias_name: str
+
+
+class RetrievalNamespaceForked(Event):
+    """The retrieval service forked a namespace's retrievers and aliases into a clone
+    (``mapping``: old id → new id)."""
+
+    type_name: ClassVar[str] = "retrieval.namespace_forked"
+
+    namespace_id: str
+    parent_namespace_id: str
+    at_position: int = Field(ge=0)
+    mapping: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,186 @@
+"""The retrieval service's read models, folded from its own events (rebuildable from 0).
+
+- ``rtv_retrievers``: one row per retriever (deleted ones flagged), its definition as JSON.
+- ``rtv_aliases``: one row per alias name and namespace, with the retriever it serves now.
+- ``rtv_alias_moves``: every move and rollback of every alias (the history).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from contracts.retrieval import (
+    AliasCreated,
+    AliasDeleted,
+    AliasMoved,
+    RetrieverCreated,
+    RetrieverDeleted,
+    RetrieverUpdated,
+)
+from libs.event_codec import from_recorded
+from libs.eventstore import RecordedEvent, Transaction
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS rtv_retrievers (
+        namespace_id TEXT NOT NULL, retriever_id TEXT NOT NULL, retriever_name TEXT NOT NULL,
+        deleted BOOLEAN NOT NULL, body TEXT NOT NULL, PRIMARY KEY (namespace_id, retriever_id))""",
+    """CREATE TABLE IF NOT EXISTS rtv_aliases (
+        namespace_id TEXT NOT NULL, alias_name TEXT NOT NULL, alias_id TEXT NOT NULL,
+        retriever_id TEXT NOT NULL, deleted BOOLEAN NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (namespace_id, alias_name))""",
+    """CREATE TABLE IF NOT EXISTS rtv_alias_moves (
+        namespace_id TEXT NOT NULL, alias_id TEXT NOT NULL, position BIGINT NOT NULL,
+        body TEXT NOT NULL, PRIMARY KEY (alias_id, position))""",
+)
+_TABLE_NAMES = ("rtv_retrievers", "rtv_aliases", "rtv_alias_moves")
+
+
+class RetrievalProjection:
+    name = "retrieval"
+
+    async def setup(self, tx: Transaction) -> None:
+        for statement in TABLES:
+            await tx.execute(statement)
+
+    async def clear(self, tx: Transaction) -> None:
+        for table in _TABLE_NAMES:
+            await tx.execute(f"DELETE FROM {table}")
+
+    async def apply(self, recorded: RecordedEvent, tx: Transaction) -> None:
+        if not recorded.type.startswith(("retriever.", "alias.")):
+            return
+        position = recorded.global_position
+        match from_recorded(recorded):
+            case RetrieverCreated() as e:
+                body = e.model_dump(mode="json") | {"updated_at": e.created_at, "version": 1}
+                await tx.execute(
+                    "INSERT INTO rtv_retrievers VALUES ($1, $2, $3, $4, $5) "
+                    "ON CONFLICT (namespace_id, retriever_id) DO NOTHING",
+                    e.namespace_id, e.retriever_id, e.retriever_name, False, json.dumps(body),
+                )  # fmt: skip
+            case RetrieverUpdated() as e:
+                rows = await tx.fetch(
+                    "SELECT body FROM rtv_retrievers WHERE namespace_id = $1 AND retriever_id = $2",
+                    e.namespace_id, e.retriever_id,
+                )  # fmt: skip
+                if not rows:
+                    return
+                body = json.loads(rows[0]["body"])
+                for field in ("retriever_name", "description", "tags"):
+                    value = getattr(e, field)
+                    if value is not None:
+                        body[field] = value
+                body["updated_at"] = e.updated_at
+                body["version"] = int(body.get("version", 1)) + 1
+                await tx.execute(
+                    "UPDATE rtv_retrievers SET retriever_name = $1, body = $2 "
+                    "WHERE namespace_id = $3 AND retriever_id = $4",
+                    body["retriever_name"], json.dumps(body), e.namespace_id, e.retriever_id,
+                )  # fmt: skip
+            case RetrieverDeleted() as e:
+                await tx.execute(
+                    "UPDATE rtv_retrievers SET deleted = $1 "
+                    "WHERE namespace_id = $2 AND retriever_id = $3",
+                    True, e.namespace_id, e.retriever_id,
+                )  # fmt: skip
+            case AliasCreated() as e:
+                body = e.model_dump(mode="json") | {"previous_retriever_id": None}
+                await tx.execute(
+                    "INSERT INTO rtv_aliases VALUES ($1, $2, $3, $4, $5, $6) "
+                    "ON CONFLICT (namespace_id, alias_name) DO UPDATE SET alias_id = "
+                    "excluded.alias_id, retriever_id = excluded.retriever_id, deleted = "
+                    "excluded.deleted, body = excluded.body",
+                    e.namespace_id, e.alias_name, e.alias_id, e.retriever_id, False,
+                    json.dumps(body),
+                )  # fmt: skip
+                created = {
+                    "kind": "create", "from_retriever_id": None, "to_retriever_id": e.retriever_id,
+                    "reason": "created", "moved_by": e.created_by, "moved_at": e.created_at,
+                    "position": position,
+                }  # fmt: skip
+                await _record_move(tx, e.namespace_id, e.alias_id, position, created)
+            case AliasMoved() as e:
+                rows = await tx.fetch(
+                    "SELECT body FROM rtv_aliases WHERE namespace_id = $1 AND alias_name = $2",
+                    e.namespace_id, e.alias_name,
+                )  # fmt: skip
+                if not rows:
+                    return
+                body = json.loads(rows[0]["body"])
+                body["retriever_id"] = e.to_retriever_id
+                body["previous_retriever_id"] = e.from_retriever_id
+                await tx.execute(
+                    "UPDATE rtv_aliases SET retriever_id = $1, body = $2 "
+                    "WHERE namespace_id = $3 AND alias_name = $4",
+                    e.to_retriever_id, json.dumps(body), e.namespace_id, e.alias_name,
+                )  # fmt: skip
+                move = e.model_dump(
+                    mode="json",
+                    include={"kind", "from_retriever_id", "to_retriever_id", "reason", "moved_by",
+                             "moved_at"},
+                ) | {"position": position}  # fmt: skip
+                await _record_move(tx, e.namespace_id, e.alias_id, position, move)
+            case AliasDeleted() as e:
+                await tx.execute(
+                    "UPDATE rtv_aliases SET deleted = $1 WHERE namespace_id = $2 AND alias_id = $3",
+                    True, e.namespace_id, e.alias_id,
+                )  # fmt: skip
+            case _:
+                pass
+
+
+async def _record_move(
+    tx: Transaction, namespace_id: str, alias_id: str, position: int, body: dict[str, Any]
+) -> None:
+    await tx.execute(
+        "INSERT INTO rtv_alias_moves VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (alias_id, position) DO NOTHING",
+        namespace_id, alias_id, position, json.dumps(body),
+    )  # fmt: skip
+
+
+# ---- queries -------------------------------------------------------------------------------
+
+
+async def retrievers(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_retrievers WHERE namespace_id = $1 AND NOT deleted "
+        "ORDER BY retriever_name, retriever_id",
+        namespace_id,
+    )
+    return [json.loads(row["body"]) for row in rows]
+
+
+async def retriever(tx: Transaction, namespace_id: str, identifier: str) -> dict[str, Any] | None:
+    """A live retriever by id, else by name."""
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_retrievers WHERE namespace_id = $1 AND NOT deleted "
+        "AND (retriever_id = $2 OR retriever_name = $2) ORDER BY retriever_id = $2 DESC",
+        namespace_id, identifier,
+    )  # fmt: skip
+    return json.loads(rows[0]["body"]) if rows else None
+
+
+async def aliases(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_aliases WHERE namespace_id = $1 AND NOT deleted ORDER BY alias_name",
+        namespace_id,
+    )
+    return [json.loads(row["body"]) for row in rows]
+
+
+async def alias(tx: Transaction, namespace_id: str, alias_name: str) -> dict[str, Any] | None:
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_aliases WHERE namespace_id = $1 AND NOT deleted "
+        "AND (alias_name = $2 OR alias_id = $2)",
+        namespace_id, alias_name,
+    )  # fmt: skip
+    return json.loads(rows[0]["body"]) if rows else None
+
+
+async def alias_history(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_alias_moves WHERE alias_id = $1 ORDER BY position", alias_id
+    )
+    return [json.loads(row["body"]) for row in rows]
