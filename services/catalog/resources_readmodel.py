@@ -56,12 +56,15 @@ async def visible(
     args: tuple[Any, ...] = (),
     suffix: str = "",
 ) -> list[dict[str, Any]]:
-    """Rows of ``kind`` visible in ``view``, each with ``id`` as the view names it and its body."""
+    """Rows of ``kind`` visible in ``view``, each with its id as the view names it and its body.
+
+    Buckets and collections are renamed in a clone (``derive``); objects keep their ids, so a
+    keyset page ``object_id > after`` means the same thing in every namespace of a lineage."""
     table, key = KINDS[kind]
     sql, params = visible_rows(table, "lineage_key", view, where=where, args=args)
     rows = await tx.fetch(sql + suffix, *params)
     return [
-        {**json.loads(row["body"]), key: view.present(row["owner"], row[key]), "_owner": row["owner"],
+        {**json.loads(row["body"]), key: row[key] if kind == "object" else view.present(row["owner"], row[key]), "_owner": row["owner"],
          "_stored_id": row[key], "_lineage_key": row["lineage_key"], "_parent_id": row["parent_id"],
          "_key_value": row["key_value"]}
         for row in rows

@@ -353,3 +353,28 @@ async def test_objects_can_be_listed_as_of_an_earlier_position(api: Api) -> None
 
     assert [o["fields"]["title"] for o in then["results"]] == ["first"]
     assert await _titles(api, ns, bucket["bucket_id"]) == ["second"]
+
+
+async def test_objects_keep_their_ids_in_a_clone_and_page_through_to_the_end(api: Api) -> None:
+    ns = await _namespace(api)
+    bucket = await _bucket(api, ns)
+    created = [
+        await _object(api, ns, bucket["bucket_id"], _id=str(n), title=f"t{n}") for n in range(5)
+    ]
+    task = await _clone(api, "prod", "staging")
+    staging_ns = task["result"]["namespace_id"]
+    staging_bucket = task["result"]["mapping"][bucket["bucket_id"]]
+
+    listed = await api.ok("GET", f"/v1/buckets/{staging_bucket}/objects", namespace="staging")
+    pages, after = [], None
+    while page := await api.runtime.resources.bucket_objects(
+        namespace_id=staging_ns, bucket_id=staging_bucket, after=after, limit=2
+    ):
+        pages.append([o.object_id for o in page])
+        after = page[-1].object_id
+        assert len(pages) <= 3, "keyset paging must end"
+
+    assert sorted(o["object_id"] for o in listed["results"]) == sorted(
+        o["object_id"] for o in created
+    )
+    assert [i for p in pages for i in p] == sorted(o["object_id"] for o in created)
