@@ -213,6 +213,36 @@ class Collections(_Group):
         return self._client.request("POST", f"/v1/collections/{collection_identifier}/trigger")
 
 
+class FeatureExtractors(_Group):
+    def list(self) -> list[Record]:
+        """Every extractor: name, version, outputs with their Feature URIs, config hash."""
+        return [Record(r) for r in self._client.request("GET", "/v1/feature-extractors")["results"]]
+
+
+class Documents(_Group):
+    def list(self, collection_identifier: str, *, limit: int = 100, offset: int = 0) -> Record:
+        params = {"limit": limit, "offset": offset}
+        return self._client.request(
+            "GET", f"/v1/collections/{collection_identifier}/documents", params=params
+        )
+
+    def get(self, document_id: str) -> Record:
+        return self._client.request("GET", f"/v1/documents/{document_id}")
+
+    def lineage(self, document_id: str) -> Record:
+        return self._client.request("GET", f"/v1/documents/{document_id}/lineage")
+
+
+class Batches(_Group):
+    def get(self, batch_id: str) -> Record:
+        """A batch with its counts and per-document failures."""
+        return self._client.request("GET", f"/v1/batches/{batch_id}")
+
+    def retry(self, batch_id: str) -> Record:
+        """Process the batch's failed documents again."""
+        return self._client.request("POST", f"/v1/batches/{batch_id}/retry")
+
+
 class Keys(_Group):
     def create(
         self, name: str, permissions: list[str], namespace_ids: list[str] | None = None
@@ -243,6 +273,9 @@ class Client:
         self.objects = Objects(self)
         self.collections = Collections(self)
         self.webhooks = Webhooks(self)
+        self.feature_extractors = FeatureExtractors(self)
+        self.documents = Documents(self)
+        self.batches = Batches(self)
 
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str], *, namespace: str | None = None) -> Client:
