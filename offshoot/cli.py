@@ -108,11 +108,14 @@ def demo(
         Path | None,
         typer.Option(help="Keep the embedded data here (default: a temporary directory)."),
     ] = None,
+    documents: Annotated[
+        int, typer.Option(min=1, max=5183, help="SciFact abstracts to ingest.")
+    ] = 300,
 ) -> None:
-    """The main scenario on the embedded default: create, clone, diverge, time-travel."""
+    """The main scenario on the embedded default: ingest, clone, swap the model, re-embed, diverge."""
     from offshoot.demo import run_demo
 
-    run_demo(data_dir)
+    run_demo(data_dir, documents)
 
 
 @app.command()

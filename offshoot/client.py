@@ -243,6 +243,79 @@ class Batches(_Group):
         return self._client.request("POST", f"/v1/batches/{batch_id}/retry")
 
 
+class Retrievers(_Group):
+    def create(self, retriever_name: str, *, collection_identifiers: list[str], stages: list[dict[str, Any]],
+               input_schema: dict[str, Any] | None = None, description: str = "") -> Record:  # fmt: skip
+        """A stage pipeline (seed shape: ``{stage_name, stage_type, config: {stage_id, parameters}}``)."""
+        body: dict[str, Any] = {"retriever_name": retriever_name, "collection_identifiers": collection_identifiers,
+                                "stages": stages, "description": description}  # fmt: skip
+        if input_schema is not None:
+            body["input_schema"] = input_schema
+        return self._client.request("POST", "/v1/retrievers", json=body)
+
+    def get(self, retriever_identifier: str) -> Record:
+        return self._client.request("GET", f"/v1/retrievers/{retriever_identifier}")
+
+    def list(self) -> list[Record]:
+        return [Record(r) for r in self._client.request("GET", "/v1/retrievers")["results"]]
+
+    def clone(self, retriever_identifier: str, body: dict[str, Any]) -> Record:
+        """Overrides: ``retriever_name``, ``stages``, ``collection_identifiers``; collections are shared."""
+        return self._client.request(
+            "POST", f"/v1/retrievers/{retriever_identifier}/clone", json=body
+        )
+
+    def execute(
+        self, retriever_identifier: str, inputs: dict[str, Any], *, limit: int | None = None
+    ) -> Record:
+        body: dict[str, Any] = {"inputs": inputs}
+        if limit is not None:
+            body["limit"] = limit
+        return self._client.request(
+            "POST", f"/v1/retrievers/{retriever_identifier}/execute", json=body
+        )
+
+    def explain(self, retriever_identifier: str) -> Record:
+        return self._client.request("POST", f"/v1/retrievers/{retriever_identifier}/explain")
+
+    def delete(self, retriever_identifier: str) -> None:
+        self._client.request("DELETE", f"/v1/retrievers/{retriever_identifier}")
+
+
+class Aliases(_Group):
+    def create(self, alias_name: str, retriever_id: str) -> Record:
+        return self._client.request(
+            "POST", "/v1/aliases", json={"alias_name": alias_name, "retriever_id": retriever_id}
+        )
+
+    def get(self, alias_name: str) -> Record:
+        return self._client.request("GET", f"/v1/aliases/{alias_name}")
+
+    def move(self, alias_name: str, retriever_id: str, reason: str = "") -> Record:
+        """Promote: point the alias at another retriever (recorded with who, when, why)."""
+        return self._client.request(
+            "POST",
+            f"/v1/aliases/{alias_name}/move",
+            json={"retriever_id": retriever_id, "reason": reason},
+        )
+
+    def rollback(self, alias_name: str, reason: str = "") -> Record:
+        return self._client.request(
+            "POST", f"/v1/aliases/{alias_name}/rollback", json={"reason": reason}
+        )
+
+    def history(self, alias_name: str) -> Record:
+        return self._client.request("GET", f"/v1/aliases/{alias_name}/history")
+
+    def execute(
+        self, alias_name: str, inputs: dict[str, Any], *, limit: int | None = None
+    ) -> Record:
+        body: dict[str, Any] = {"inputs": inputs}
+        if limit is not None:
+            body["limit"] = limit
+        return self._client.request("POST", f"/v1/aliases/{alias_name}/execute", json=body)
+
+
 class Keys(_Group):
     def create(
         self, name: str, permissions: list[str], namespace_ids: list[str] | None = None
@@ -276,6 +349,8 @@ class Client:
         self.feature_extractors = FeatureExtractors(self)
         self.documents = Documents(self)
         self.batches = Batches(self)
+        self.retrievers = Retrievers(self)
+        self.aliases = Aliases(self)
 
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str], *, namespace: str | None = None) -> Client:

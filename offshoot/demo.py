@@ -1,40 +1,64 @@
 """The scenario behind ``make demo``: the embedded default, driven only through the SDK.
 
-Today it tells the branching half of the story: a production namespace, an O(1) clone into
-staging, writes on each side that the other never sees, and time travel with ``as_of``. Later
-issues extend it into the full model-migration story (ingest, re-embed, evaluate, promote).
+It tells the first half of the migration story on BEIR SciFact: production ingests abstracts
+with the cheap static model, a clone gives staging the same data in milliseconds (vectors are
+shared, not copied), staging swaps in MiniLM and re-embeds in the background while production
+keeps serving, and neither side ever sees the other's writes. Evaluation, retrievers and the
+alias promotion come with the retrieval and evaluation services.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 from rich.table import Table
 
-from offshoot.client import Client, Record
+from libs.errors import NotFoundError
+from offshoot.client import Client
 
 console = Console()
+DATASETS = Path(
+    os.environ.get("OFFSHOOT_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+)
+STATIC = {"feature_extractor_name": "minilm-static", "version": "v1"}
+MINILM = {"feature_extractor_name": "minilm", "version": "v1"}
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "_id": {"type": "string"},
+        "title": {"type": "string"},
+        "text": {"type": "string"},
+    },
+    "required": ["_id", "text"],
+}
 
 
-def _table(title: str, namespaces: list[Record]) -> Table:
-    table = Table(title=title)
-    for column in ("name", "id", "description", "parent", "forked at"):
-        table.add_column(column)
-    for ns in namespaces:
-        table.add_row(
-            ns.namespace_name,
-            ns.namespace_id,
-            ns.description,
-            ns.parent_namespace_id or "-",
-            "-" if ns.forked_at_position is None else str(ns.forked_at_position),
+def scifact(count: int) -> Iterator[dict[str, Any]]:
+    corpus = DATASETS / "scifact" / "corpus.jsonl.gz"
+    if not corpus.exists():
+        raise NotFoundError(
+            f"SciFact not found at {corpus} (set OFFSHOOT_DATASETS to the datasets folder)"
         )
-    return table
+    with gzip.open(corpus, "rt") as lines:
+        for _, line in zip(range(count), lines, strict=False):
+            row = json.loads(line)
+            yield {
+                "_id": row["_id"],
+                "title": row["title"],
+                "text": f"{row['title']} {row['text']}",
+            }
 
 
-def run_demo(data_dir: Path | None) -> None:
+def run_demo(data_dir: Path | None, documents: int = 300) -> None:
     with tempfile.TemporaryDirectory(prefix="offshoot-demo-") as scratch:
         directory = data_dir or Path(scratch)
         started = time.perf_counter()
@@ -42,31 +66,123 @@ def run_demo(data_dir: Path | None) -> None:
             console.print(
                 f"embedded runtime up in {time.perf_counter() - started:.2f} s ({directory})"
             )
-            _scenario(client)
+            _scenario(client, documents)
 
 
-def _scenario(client: Client) -> None:
-    console.rule("[bold]1. production")
-    prod = client.namespaces.create("prod", description="production: cheap model")
-    for revision in range(1, 51):
-        client.namespaces.update("prod", description=f"production: revision {revision}")
-    console.print(f"created {prod.namespace_id} and wrote 50 revisions")
+def _step(title: str) -> float:
+    console.rule(f"[bold]{title}")
+    return time.perf_counter()
 
-    console.rule("[bold]2. clone prod into staging (a forked event stream: nothing is copied)")
-    started = time.perf_counter()
+
+def _done(started: float, what: str) -> None:
+    console.print(f"[green]✓[/green] {what} [dim]({time.perf_counter() - started:.2f} s)[/dim]")
+
+
+def _count(client: Client, collection: str) -> int:
+    total, offset = 0, 0
+    while True:
+        page = client.documents.list(collection, limit=1000, offset=offset)
+        total += len(page.results)
+        if not page.has_more:
+            return total
+        offset += 1000
+
+
+def _wait_documents(client: Client, collection: str, expected: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while _count(client, collection) < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{collection} has fewer than {expected} documents after {timeout} s"
+            )
+        time.sleep(0.2)
+
+
+def _scenario(client: Client, documents: int) -> None:
+    started = _step(
+        "1. production: a bucket of SciFact abstracts, embedded with the cheap static model"
+    )
+    client.namespaces.create("prod", description="production")
+    prod = client.with_namespace("prod")
+    bucket = prod.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
+    static = prod.collections.create(
+        "abstracts",
+        source={"type": "bucket", "bucket_id": bucket.bucket_id},
+        feature_extractor=STATIC,
+    )
+    rows = list(scifact(documents))
+    for start in range(0, len(rows), 500):
+        prod.objects.create_batch(
+            bucket.bucket_id, [{"fields": row} for row in rows[start : start + 500]]
+        )
+    _wait_documents(prod, static.collection_id, len(rows))
+    _done(started, f"{len(rows)} abstracts → {static.feature_uri} documents in prod")
+
+    started = _step("2. clone prod into staging: a forked event stream, vectors shared")
     task = client.namespaces.clone("prod", {"namespace_name": "staging"})
     done = client.tasks.wait(task.task_id)
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    console.print(
-        f"clone task {done.status} in {elapsed_ms:.1f} ms; mapping {done.result['mapping']}"
+    mapping = done.result["mapping"]
+    staging = client.with_namespace("staging")
+    inherited = mapping[static.collection_id]
+    _done(
+        started,
+        f"clone {done.status}: {len(mapping)} ids mapped, {_count(staging, inherited)} documents visible in staging, none copied",
     )
 
-    console.rule("[bold]3. diverge: each side writes; neither sees the other")
-    client.namespaces.update("staging", description="staging: trying a new model")
-    client.namespaces.update("prod", description="production: hotfix")
-    console.print(_table("namespaces now", client.namespaces.list()))
+    started = _step("3. staging swaps the model: clone the collection with MiniLM and re-embed")
+    candidate = staging.collections.clone(
+        inherited, {"collection_name": "abstracts-minilm", "feature_extractor": MINILM}
+    )
+    trigger = staging.collections.trigger(candidate.collection_id)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        shown = bar.add_task(f"re-embedding with {candidate.feature_uri}", total=len(rows))
+        while (state := client.tasks.get(trigger.task_id)).status not in (
+            "COMPLETED",
+            "COMPLETED_WITH_ERRORS",
+            "FAILED",
+            "CANCELED",
+        ):
+            bar.update(
+                shown, completed=state.progress["done"], total=state.progress["total"] or len(rows)
+            )
+            time.sleep(0.25)
+        bar.update(shown, completed=len(rows))
+    prod_meanwhile = _count(prod, static.collection_id)
+    _done(
+        started,
+        f"trigger {state.status}: {state.result}; prod kept serving {prod_meanwhile} documents meanwhile",
+    )
 
-    console.rule("[bold]4. time travel: prod as of the moment it was cloned")
-    staging = client.namespaces.get("staging")
-    then = client.namespaces.get("prod", as_of=staging.forked_at_position)
-    console.print(f"prod at position {staging.forked_at_position}: {then.description!r}")
+    started = _step("4. diverge: writes on each side never show on the other")
+    staging.objects.create(
+        mapping[bucket.bucket_id], {"_id": "staging-only", "text": "An abstract only staging has."}
+    )
+    prod.objects.create(
+        bucket.bucket_id, {"_id": "prod-only", "text": "An abstract only production has."}
+    )
+    table = Table(title="documents per collection")
+    for column in ("namespace", "collection", "feature URI", "documents"):
+        table.add_column(column)
+    _wait_documents(prod, static.collection_id, len(rows) + 1)
+    _wait_documents(staging, candidate.collection_id, len(rows) + 1)
+    for name, scoped in (("prod", prod), ("staging", staging)):
+        for collection in scoped.collections.list():
+            table.add_row(
+                name,
+                collection.collection_name,
+                collection.feature_uri,
+                str(_count(scoped, collection.collection_id)),
+            )
+    console.print(table)
+    _done(started, "each side has its own new abstract only")
+
+    started = _step("5. time travel: prod as of the moment it was cloned")
+    forked_at = client.namespaces.get("staging").forked_at_position
+    then = client.namespaces.get("prod", as_of=forked_at)
+    _done(started, f"prod at position {forked_at}: {then.namespace_name!r}, {then.description!r}")

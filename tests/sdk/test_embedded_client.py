@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +54,34 @@ def test_a_restarted_embedded_client_sees_the_same_data(tmp_path: Path) -> None:
 
     with Client.embedded(tmp_path) as second:
         assert [n.namespace_name for n in second.namespaces.list()] == ["kept"]
+
+
+def test_search_through_an_alias_finds_an_abstract_by_its_title(client: Client) -> None:
+    from offshoot.demo import SCHEMA, STATIC, scifact
+
+    client.namespaces.create("search")
+    ns = client.with_namespace("search")
+    bucket = ns.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
+    collection = ns.collections.create(
+        "abstracts",
+        source={"type": "bucket", "bucket_id": bucket.bucket_id},
+        feature_extractor=STATIC,
+    )
+    rows = list(scifact(20))
+    ns.objects.create_batch(bucket.bucket_id, [{"fields": row} for row in rows])
+    deadline = time.monotonic() + 60
+    while len(ns.documents.list(collection.collection_id, limit=100).results) < 20:
+        assert time.monotonic() < deadline, "documents never arrived"
+        time.sleep(0.1)
+    search = {"stage_name": "search", "stage_type": "filter", "config": {"stage_id": "feature_search", "parameters": {
+        "searches": [{"feature_uri": collection.feature_uri, "query": "{{INPUT.query}}", "top_k": 5}]}}}  # fmt: skip
+    retriever = ns.retrievers.create(
+        "dense", collection_identifiers=["abstracts"], stages=[search],
+        input_schema={"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    )  # fmt: skip
+    ns.aliases.create("search", retriever.retriever_id)
+
+    result = ns.aliases.execute("search", {"query": rows[7]["title"]})
+
+    assert result.served_by == retriever.retriever_id
+    assert result.results[0]["payload"]["_id"] == rows[7]["_id"]
