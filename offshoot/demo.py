@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,13 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 from rich.table import Table
 
-from libs.errors import NotFoundError
+from libs.datasets import scifact_dir
 from offshoot.client import Client
 
 console = Console()
-DATASETS = Path(
-    os.environ.get("OFFSHOOT_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
-)
 STATIC = {"feature_extractor_name": "minilm-static", "version": "v1"}
 MINILM = {"feature_extractor_name": "minilm", "version": "v1"}
 SCHEMA = {
@@ -43,12 +39,7 @@ SCHEMA = {
 
 
 def scifact(count: int) -> Iterator[dict[str, Any]]:
-    corpus = DATASETS / "scifact" / "corpus.jsonl.gz"
-    if not corpus.exists():
-        raise NotFoundError(
-            f"SciFact not found at {corpus} (set OFFSHOOT_DATASETS to the datasets folder)"
-        )
-    with gzip.open(corpus, "rt") as lines:
+    with gzip.open(scifact_dir() / "corpus.jsonl.gz", "rt") as lines:
         for _, line in zip(range(count), lines, strict=False):
             row = json.loads(line)
             yield {

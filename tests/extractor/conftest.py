@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.datasets import scifact_dir
 from libs.sources import SourceObject
 from libs.vectors import EdgeVectorStore, View
 from offshoot.runtime import Runtime
 from services.extractor import ExtractorService
 
-SCIFACT = Path("/work/shared/datasets/scifact/corpus.jsonl.gz")
+SCIFACT = scifact_dir() / "corpus.jsonl.gz"
 STATIC = {"feature_extractor_name": "minilm-static", "version": "v1"}
 
 

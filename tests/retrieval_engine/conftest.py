@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from libs.datasets import scifact_dir
 from libs.extractors import (
     CachedExtractor,
     DenseEmbedding,
@@ -43,7 +44,7 @@ from services.retrieval.engine import (
     StageSpec,
 )
 
-SCIFACT = Path("/work/shared/datasets/scifact")
+SCIFACT = scifact_dir()
 CORPUS_SIZE = 300
 STATIC = "offshoot://minilm-static@v1/text_embedding"
 MINILM = "offshoot://minilm@v1/text_embedding"
