@@ -24,7 +24,7 @@ from libs.eventstore.base import (
     iterate_all,
 )
 from libs.eventstore.postgres import PostgresEventStore
-from libs.eventstore.projections import Projection, ProjectionRunner
+from libs.eventstore.projections import Projection, ProjectionRunner, TableProjection
 from libs.eventstore.sqlite import SqliteEventStore
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ProjectionRunner",
     "RecordedEvent",
     "SqliteEventStore",
+    "TableProjection",
     "Transaction",
     "event_ids_for",
     "iterate_all",

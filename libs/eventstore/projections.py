@@ -9,8 +9,8 @@ the batches after the checkpoint they read (run it in one process, or behind a l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, ClassVar, Protocol
 
 from libs.eventstore.base import EventStore, RecordedEvent, Transaction
 
@@ -32,6 +32,23 @@ class Projection(Protocol):
     async def apply(self, event: RecordedEvent, tx: Transaction) -> None:
         """Fold one event into the read model; every write goes through ``tx``."""
         ...
+
+
+class TableProjection:
+    """Base of the projections whose read model is a fixed set of tables: ``setup`` runs the
+    CREATE statements, ``clear`` empties the tables; a subclass writes ``apply``."""
+
+    name: str
+    create_statements: ClassVar[Sequence[str]]
+    tables: ClassVar[Sequence[str]]
+
+    async def setup(self, tx: Transaction) -> None:
+        for statement in self.create_statements:
+            await tx.execute(statement)
+
+    async def clear(self, tx: Transaction) -> None:
+        for table in self.tables:
+            await tx.execute(f"DELETE FROM {table}")
 
 
 class ProjectionRunner:

@@ -21,7 +21,7 @@ from contracts.namespaces import (
 )
 from contracts.tasks import FINISHED, TaskCreated, TaskFinished, TaskProgressed, TaskStatus
 from libs.event_codec import from_recorded
-from libs.eventstore import RecordedEvent, Transaction
+from libs.eventstore import RecordedEvent, TableProjection, Transaction
 from libs.views import View
 
 TABLES = [
@@ -50,16 +50,11 @@ TABLES = [
 _FINISHED = ", ".join(f"'{status.value}'" for status in FINISHED)
 
 
-class CatalogProjection:
+class CatalogProjection(TableProjection):
     name = "catalog"
 
-    async def setup(self, tx: Transaction) -> None:
-        for statement in TABLES:
-            await tx.execute(statement)
-
-    async def clear(self, tx: Transaction) -> None:
-        for table in ("cat_organizations", "cat_keys", "cat_namespaces", "cat_tasks"):
-            await tx.execute(f"DELETE FROM {table}")
+    create_statements = TABLES
+    tables = ("cat_organizations", "cat_keys", "cat_namespaces", "cat_tasks")
 
     async def apply(self, recorded: RecordedEvent, tx: Transaction) -> None:
         at = recorded.recorded_at.isoformat()

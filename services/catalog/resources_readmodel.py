@@ -21,7 +21,7 @@ from contracts.catalog import (
     ObjectStored,
 )
 from libs.event_codec import from_recorded
-from libs.eventstore import RecordedEvent, Transaction
+from libs.eventstore import RecordedEvent, TableProjection, Transaction
 from libs.views import View, visible_rows
 from services.catalog.readmodel import namespace_view
 
@@ -81,16 +81,11 @@ async def find(tx: Transaction, kind: str, view: View, resource_id: str) -> dict
     return rows[0] if rows else None
 
 
-class ResourcesProjection:
+class ResourcesProjection(TableProjection):
     name = "catalog-resources"
 
-    async def setup(self, tx: Transaction) -> None:
-        for statement in TABLES:
-            await tx.execute(statement)
-
-    async def clear(self, tx: Transaction) -> None:
-        for table, _ in KINDS.values():
-            await tx.execute(f"DELETE FROM {table}")
+    create_statements = TABLES
+    tables = tuple(table for table, _ in KINDS.values())
 
     async def apply(self, recorded: RecordedEvent, tx: Transaction) -> None:
         owner, position = recorded.stream_id, recorded.global_position

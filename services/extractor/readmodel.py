@@ -27,7 +27,7 @@ from contracts.extractor import (
     GenerationActivated,
 )
 from libs.event_codec import from_recorded
-from libs.eventstore import RecordedEvent, Transaction
+from libs.eventstore import RecordedEvent, TableProjection, Transaction
 from libs.views import Segment as RowSegment
 from libs.views import View as RowView
 from libs.views import visible_rows
@@ -77,16 +77,11 @@ def ingest_batch_id(collection_id: str, owner: str) -> str:
     )
 
 
-class ExtractorProjection:
+class ExtractorProjection(TableProjection):
     name = "extractor"
 
-    async def setup(self, tx: Transaction) -> None:
-        for statement in TABLES:
-            await tx.execute(statement)
-
-    async def clear(self, tx: Transaction) -> None:
-        for table in _TABLE_NAMES:
-            await tx.execute(f"DELETE FROM {table}")
+    create_statements = TABLES
+    tables = _TABLE_NAMES
 
     async def apply(self, recorded: RecordedEvent, tx: Transaction) -> None:
         if not recorded.type.startswith("extractor."):

@@ -19,7 +19,7 @@ from contracts.retrieval import (
     RetrieverUpdated,
 )
 from libs.event_codec import from_recorded
-from libs.eventstore import RecordedEvent, Transaction
+from libs.eventstore import RecordedEvent, TableProjection, Transaction
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS rtv_retrievers (
@@ -36,16 +36,11 @@ TABLES = (
 _TABLE_NAMES = ("rtv_retrievers", "rtv_aliases", "rtv_alias_moves")
 
 
-class RetrievalProjection:
+class RetrievalProjection(TableProjection):
     name = "retrieval"
 
-    async def setup(self, tx: Transaction) -> None:
-        for statement in TABLES:
-            await tx.execute(statement)
-
-    async def clear(self, tx: Transaction) -> None:
-        for table in _TABLE_NAMES:
-            await tx.execute(f"DELETE FROM {table}")
+    create_statements = TABLES
+    tables = _TABLE_NAMES
 
     async def apply(self, recorded: RecordedEvent, tx: Transaction) -> None:
         if not recorded.type.startswith(("retriever.", "alias.")):

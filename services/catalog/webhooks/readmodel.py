@@ -18,7 +18,7 @@ from typing import Any
 
 from contracts.webhooks import WebhookCreated, WebhookDeleted
 from libs.event_codec import from_recorded
-from libs.eventstore import RecordedEvent, Transaction
+from libs.eventstore import RecordedEvent, TableProjection, Transaction
 
 __all__ = ["TABLES", "WebhookProjection", "delivery_record", "iso", "webhook_record"]
 
@@ -49,17 +49,13 @@ TABLES = [
 _TYPES = frozenset({WebhookCreated.type_name, WebhookDeleted.type_name})
 
 
-class WebhookProjection:
+class WebhookProjection(TableProjection):
     """Subscriptions from the catalog store's events; every other event type is skipped unread."""
 
     name = "webhooks"
 
-    async def setup(self, tx: Transaction) -> None:
-        for statement in TABLES:
-            await tx.execute(statement)
-
-    async def clear(self, tx: Transaction) -> None:
-        await tx.execute("DELETE FROM whk_subscriptions")
+    create_statements = TABLES
+    tables = ("whk_subscriptions",)  # deliveries come from the bus, not the store
 
     async def apply(self, recorded: RecordedEvent, tx: Transaction) -> None:
         if recorded.type not in _TYPES:
