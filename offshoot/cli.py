@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from libs.errors import OffshootError
+from libs.errors import NotFoundError, OffshootError
 from offshoot.client import Client, Record
 
 app = typer.Typer(
@@ -191,6 +191,38 @@ NAMESPACE_COLUMNS = [
     "forked_at_position",
 ]
 TASK_COLUMNS = ["task_id", "kind", "status", "progress", "error"]
+
+
+@app.command()
+@one_line_errors
+def search(
+    target: Annotated[str, typer.Argument(help="An alias name, or a retriever id or name.")],
+    query: Annotated[str, typer.Argument(help="The query text (the retriever's INPUT.query).")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False,
+) -> None:  # fmt: skip
+    """Run a query through an alias (or a retriever) and print the ranked documents."""
+    with connect(data_dir, url, api_key) as client:
+        scoped = client.with_namespace(namespace)
+        try:
+            result = scoped.aliases.execute(target, {"query": query}, limit=limit)
+        except NotFoundError:
+            result = scoped.retrievers.execute(target, {"query": query}, limit=limit)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2, default=str))
+            return
+        served = result.get("served_by") or target
+        table = Table(title=f"{len(result['results'])} results from {served}")
+        for column in ("#", "score", "document", "text"):
+            table.add_column(column)
+        for rank, hit in enumerate(result["results"], start=1):
+            payload = hit.get("payload", {})
+            text = str(payload.get("title") or payload.get("text") or "")[:80]
+            table.add_row(
+                str(rank), f"{hit['score']:.4f}", payload.get("_id") or hit["document_id"], text
+            )
+        console.print(table)
 
 
 @namespaces.command("list")
