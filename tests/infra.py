@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from libs.bus import KafkaBus
+from libs.bus import Bus, KafkaBus, LocalBus
 
 
 def database_url() -> str:
@@ -58,3 +60,43 @@ async def postgres_schema(label: str) -> AsyncIterator[str]:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await connection.close()
+
+
+@dataclass
+class Stack:
+    """An event store URL and a bus factory of one kind: embedded or distributed."""
+
+    name: str
+    store_url: str
+    make_bus: Callable[[], Bus]
+    topic: str
+
+
+@asynccontextmanager
+async def stack_of(
+    kind: str, tmp_path: Path, label: str, *, one_local_bus: bool
+) -> AsyncIterator[Stack]:
+    """``embedded``: SQLite + LocalBus (``one_local_bus``: every factory call shares one broker,
+    as in one process; otherwise each call is a new process's bus). ``distributed``: a fresh
+    PostgreSQL schema + Kafka. Buses made are stopped afterwards."""
+    topic = f"{label}-test-{uuid.uuid4().hex[:10]}"
+    buses: list[Bus] = []
+
+    def make(new: Callable[[], Bus]) -> Callable[[], Bus]:
+        def build() -> Bus:
+            if not (one_local_bus and buses):
+                buses.append(new())
+            return buses[-1]
+
+        return build
+
+    try:
+        if kind == "embedded":
+            yield Stack(kind, f"sqlite:///{tmp_path / f'{label}.sqlite3'}", make(LocalBus), topic)
+        else:
+            servers = kafka_servers()
+            async with postgres_schema(label) as url:
+                yield Stack(kind, url, make(lambda: new_kafka_bus(servers)), topic)
+    finally:
+        for bus in buses:
+            await bus.stop()

@@ -3,45 +3,20 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from libs.bus import Bus, LocalBus
 from libs.eventstore import EventStore, open_event_store
-from tests.infra import kafka_servers, new_kafka_bus, postgres_schema
-
-
-@dataclass
-class Stack:
-    name: str
-    store_url: str
-    make_bus: Callable[[], Bus]
-    topic: str
+from tests.infra import Stack, stack_of
 
 
 @pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
-    topic = f"outbox-test-{uuid.uuid4().hex[:10]}"
-    if request.param == "embedded":
-        shared = LocalBus()  # one process: every "bus" is the same in-process broker
-        yield Stack("embedded", f"sqlite:///{tmp_path / 'events.sqlite3'}", lambda: shared, topic)
-        await shared.stop()
-        return
-    servers = kafka_servers()
-    buses: list[Bus] = []
-
-    def make_bus() -> Bus:
-        buses.append(new_kafka_bus(servers))
-        return buses[-1]
-
-    async with postgres_schema("outbox") as url:
-        yield Stack("distributed", url, make_bus, topic)
-        for bus in buses:
-            await bus.stop()
+    # One process: in the embedded stack every "bus" is the same in-process broker.
+    async with stack_of(request.param, tmp_path, "outbox", one_local_bus=True) as made:
+        yield made
 
 
 @pytest.fixture

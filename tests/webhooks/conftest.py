@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from contracts.auth import Permission
 from contracts.envelope import Envelope
 from libs.auth import Principal
-from libs.bus import Bus, LocalBus, publish_envelope
+from libs.bus import Bus, publish_envelope
 from libs.eventstore import EventStore, open_event_store
 from libs.http import install_error_handlers, principal_dependency
 from libs.outbox import OutboxRelay
@@ -26,43 +26,18 @@ from services.catalog.routes import router as catalog_router
 from services.catalog.routes import scope_dependency
 from services.catalog.service import CatalogService
 from services.catalog.webhooks import RetryPolicy, WebhookService, install
-from tests.infra import kafka_servers, new_kafka_bus, postgres_schema
+from tests.infra import Stack, stack_of
 from tests.webhooks.receiver import Receiver
 
 FAST = RetryPolicy(base_delay=0.02, factor=2.0, max_delay=0.2, max_attempts=5, jitter=0.2)
 """Five attempts within about 0.3 s: the retry tests stay quick."""
 
 
-@dataclass
-class Stack:
-    name: str
-    store_url: str
-    make_bus: Callable[[], Bus]
-    topic: str
-
-
 @pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
-    topic = f"webhooks-test-{uuid.uuid4().hex[:10]}"
-    buses: list[Bus] = []
-    if request.param == "embedded":
-
-        def local_bus() -> Bus:
-            buses.append(LocalBus())  # a new process gets a new in-memory bus
-            return buses[-1]
-
-        yield Stack("embedded", f"sqlite:///{tmp_path / 'catalog.sqlite3'}", local_bus, topic)
-    else:
-        servers = kafka_servers()
-
-        def kafka_bus() -> Bus:
-            buses.append(new_kafka_bus(servers))
-            return buses[-1]
-
-        async with postgres_schema("webhooks") as url:
-            yield Stack("distributed", url, kafka_bus, topic)
-    for bus in buses:
-        await bus.stop()
+    # A restarted catalog is a new process: in the embedded stack it gets a new in-memory bus.
+    async with stack_of(request.param, tmp_path, "webhooks", one_local_bus=False) as made:
+        yield made
 
 
 @dataclass
