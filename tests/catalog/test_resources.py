@@ -38,6 +38,18 @@ async def _object(api: Api, ns: str, bucket: str, **fields: Any) -> dict[str, An
     return result
 
 
+async def _collection(
+    api: Api, ns: str, bucket_id: str, name: str, extractor: dict[str, str]
+) -> dict[str, Any]:
+    body = {
+        "collection_name": name,
+        "source": {"type": "bucket", "bucket_id": bucket_id},
+        "feature_extractor": extractor,
+    }
+    result: dict[str, Any] = await api.ok("POST", "/v1/collections", namespace=ns, json=body)
+    return result
+
+
 async def _titles(api: Api, ns: str, bucket: str) -> list[str]:
     page = await api.ok(
         "GET", f"/v1/buckets/{bucket}/objects", namespace=ns, params={"limit": 1000}
@@ -191,10 +203,7 @@ async def test_a_clone_of_a_clone_inherits_through_both(api: Api) -> None:
 async def test_the_mapping_covers_every_cloned_resource_and_nothing_points_back(api: Api) -> None:
     ns = await _namespace(api)
     bucket = await _bucket(api, ns)
-    collection = await api.ok(
-        "POST", "/v1/collections", namespace=ns,
-        json={"collection_name": "docs", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]}, "feature_extractor": MINILM},
-    )  # fmt: skip
+    collection = await _collection(api, ns, bucket["bucket_id"], "docs", MINILM)
 
     task = await _clone(api, "prod", "staging")
     mapping = task["result"]["mapping"]
@@ -210,10 +219,7 @@ async def test_the_mapping_covers_every_cloned_resource_and_nothing_points_back(
 async def test_a_clone_without_collections_has_none(api: Api) -> None:
     ns = await _namespace(api)
     bucket = await _bucket(api, ns)
-    await api.ok(
-        "POST", "/v1/collections", namespace=ns,
-        json={"collection_name": "docs", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]}, "feature_extractor": MINILM},
-    )  # fmt: skip
+    await _collection(api, ns, bucket["bucket_id"], "docs", MINILM)
 
     await _clone(api, "prod", "staging", collections=False)
 
@@ -225,10 +231,7 @@ async def test_a_collection_resolves_its_extractor_to_a_feature_uri(api: Api) ->
     ns = await _namespace(api)
     bucket = await _bucket(api, ns)
 
-    collection = await api.ok(
-        "POST", "/v1/collections", namespace=ns,
-        json={"collection_name": "docs", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]}, "feature_extractor": MINILM},
-    )  # fmt: skip
+    collection = await _collection(api, ns, bucket["bucket_id"], "docs", MINILM)
 
     assert collection["feature_uri"] == "offshoot://minilm@v1/text_embedding"
     assert collection["dimensions"] == 384 and collection["status"] == "READY"
@@ -251,10 +254,7 @@ async def test_an_unknown_extractor_is_refused_naming_it(api: Api) -> None:
 async def test_patching_a_collections_extractor_is_a_409_that_says_to_clone(api: Api) -> None:
     ns = await _namespace(api)
     bucket = await _bucket(api, ns)
-    collection = await api.ok(
-        "POST", "/v1/collections", namespace=ns,
-        json={"collection_name": "docs", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]}, "feature_extractor": MINILM},
-    )  # fmt: skip
+    collection = await _collection(api, ns, bucket["bucket_id"], "docs", MINILM)
 
     refused = await api.call(
         "PATCH",
@@ -278,10 +278,7 @@ async def test_a_collection_clone_with_the_same_extractor_shares_vectors_and_ano
 ) -> None:
     ns = await _namespace(api)
     bucket = await _bucket(api, ns)
-    collection = await api.ok(
-        "POST", "/v1/collections", namespace=ns,
-        json={"collection_name": "docs", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]}, "feature_extractor": STATIC},
-    )  # fmt: skip
+    collection = await _collection(api, ns, bucket["bucket_id"], "docs", STATIC)
 
     same = await api.ok(
         "POST",
@@ -308,10 +305,7 @@ async def test_a_collection_clone_with_the_same_extractor_shares_vectors_and_ano
 async def test_a_collection_that_feeds_another_is_not_deleted_without_force(api: Api) -> None:
     ns = await _namespace(api)
     bucket = await _bucket(api, ns)
-    upstream = await api.ok(
-        "POST", "/v1/collections", namespace=ns,
-        json={"collection_name": "up", "source": {"type": "bucket", "bucket_id": bucket["bucket_id"]}, "feature_extractor": STATIC},
-    )  # fmt: skip
+    upstream = await _collection(api, ns, bucket["bucket_id"], "up", STATIC)
     await api.ok(
         "POST", "/v1/collections", namespace=ns,
         json={"collection_name": "down", "source": {"type": "collection", "collection_id": upstream["collection_id"]}, "feature_extractor": STATIC},
