@@ -7,7 +7,6 @@ same transaction as the checkpoint, so a crash never applies an event twice.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from contracts.auth import ApiKeyCreated, ApiKeyRevoked, OrganizationCreated
 from contracts.namespaces import (
@@ -173,7 +172,3 @@ class CatalogProjection(TableProjection):
 async def namespace_view(tx: Transaction, namespace_id: str) -> View:
     rows = await tx.fetch("SELECT view FROM cat_namespaces WHERE namespace_id = $1", namespace_id)
     return View.from_json(json.loads(rows[0]["view"]))
-
-
-def row_dict(row: Any) -> dict[str, Any]:
-    return dict(row.items()) if hasattr(row, "items") else dict(row)

@@ -159,19 +159,24 @@ class ResourceService:
             blobs=command.blobs, key_value=key_value, replaces=replaces,
         )  # fmt: skip
 
+    async def _objects_in(
+        self, bucket: dict[str, Any], view: View, *, where: str = "", args: tuple[Any, ...] = (),
+        suffix: str = "",
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Visible objects of ``bucket``: stored under its id at any level of the fork chain.
+        ``where`` uses ``$1..`` for ``args``; the bucket's ids are numbered after them."""
+        ids = view.stored_ids(bucket["_owner"], bucket["_stored_id"])
+        placeholders = ", ".join(f"${len(args) + 1 + i}" for i in range(len(ids)))
+        condition = f"parent_id IN ({placeholders})" + (f" AND {where}" if where else "")
+        async with self.catalog.store.transaction() as tx:
+            return await visible(
+                tx, "object", view, where=condition, args=(*args, *ids), suffix=suffix
+            )
+
     async def _object_with_key(
         self, bucket: dict[str, Any], view: View, key_value: str
     ) -> str | None:
-        ids = view.stored_ids(bucket["_owner"], bucket["_stored_id"])
-        placeholders = ", ".join(f"${i + 2}" for i in range(len(ids)))
-        async with self.catalog.store.transaction() as tx:
-            rows = await visible(
-                tx,
-                "object",
-                view,
-                where=f"key_value = $1 AND parent_id IN ({placeholders})",
-                args=(key_value, *ids),
-            )
+        rows = await self._objects_in(bucket, view, where="key_value = $1", args=(key_value,))
         return rows[0]["object_id"] if rows else None
 
     async def create_object(
@@ -225,13 +230,9 @@ class ResourceService:
         view = await self._view(namespace_id)
         if as_of is not None:
             view = view.as_of(as_of)
-        ids = view.stored_ids(bucket["_owner"], bucket["_stored_id"])
-        placeholders = ", ".join(f"${i + 1}" for i in range(len(ids)))
-        async with self.catalog.store.transaction() as tx:
-            rows = await visible(
-                tx, "object", view, where=f"parent_id IN ({placeholders})", args=tuple(ids),
-                suffix=f" ORDER BY object_id LIMIT {int(limit) + 1} OFFSET {int(offset)}",
-            )  # fmt: skip
+        rows = await self._objects_in(
+            bucket, view, suffix=f" ORDER BY object_id LIMIT {int(limit) + 1} OFFSET {int(offset)}"
+        )
         page = [_object_record(r, view) for r in rows[:limit]]
         return {"results": page, "limit": limit, "offset": offset, "has_more": len(rows) > limit}
 
@@ -241,13 +242,10 @@ class ResourceService:
         """The ``SourceReader`` port: a keyset page of a bucket's objects, for processing."""
         bucket = await self._named("bucket", namespace_id, bucket_id)
         view = await self._view(namespace_id)
-        ids = view.stored_ids(bucket["_owner"], bucket["_stored_id"])
-        placeholders = ", ".join(f"${i + 2}" for i in range(len(ids)))
-        async with self.catalog.store.transaction() as tx:
-            rows = await visible(
-                tx, "object", view, where=f"object_id > $1 AND parent_id IN ({placeholders})",
-                args=(after or "", *ids), suffix=f" ORDER BY object_id LIMIT {int(limit)}",
-            )  # fmt: skip
+        rows = await self._objects_in(
+            bucket, view, where="object_id > $1", args=(after or "",),
+            suffix=f" ORDER BY object_id LIMIT {int(limit)}",
+        )  # fmt: skip
         return [
             SourceObject(object_id=r["object_id"], bucket_id=bucket["bucket_id"], fields=r["fields"], blobs=r.get("blobs", []))
             for r in rows

@@ -109,10 +109,13 @@ class CatalogService:
 
     async def append_event(self, stream_id: str, event: Event, *, event_id: uuid.UUID) -> None:
         """Append one event idempotently to a stream of its own (call under ``lock``)."""
-        await self.store.append(
+        await self._append(
             stream_id,
-            [to_new_event(event, namespace_id=None, event_id=event_id)],
+            [event],
             expected_version=None,
+            namespace_id=None,
+            command_id=event_id,
+            refresh=False,
         )
 
     async def append_task(self, event: TaskCreated) -> None:
