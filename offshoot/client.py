@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from contracts.tasks import TaskStatus
 from libs.auth import AuthenticationError, PermissionDeniedError
 from libs.errors import ConflictError, InvalidInputError, NotFoundError, OffshootError
 from services.catalog.webhooks.client import Webhooks
@@ -96,13 +97,7 @@ class Tasks(_Group):
         deadline = time.monotonic() + timeout
         while True:
             task = self.get(task_id)
-            if task["status"] in (
-                "COMPLETED",
-                "COMPLETED_WITH_ERRORS",
-                "FAILED",
-                "CANCELED",
-                "SKIPPED",
-            ):
+            if TaskStatus(task["status"]).finished:
                 return task
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task {task_id} still {task['status']} after {timeout} s")

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn
 from rich.table import Table
 
+from contracts.tasks import TaskStatus
 from libs.datasets import scifact_dir
 from offshoot.client import Client
 
@@ -133,12 +134,7 @@ def _scenario(client: Client, documents: int) -> None:
         console=console,
     ) as bar:
         shown = bar.add_task(f"re-embedding with {candidate.feature_uri}", total=len(rows))
-        while (state := client.tasks.get(trigger.task_id)).status not in (
-            "COMPLETED",
-            "COMPLETED_WITH_ERRORS",
-            "FAILED",
-            "CANCELED",
-        ):
+        while not TaskStatus((state := client.tasks.get(trigger.task_id)).status).finished:
             bar.update(
                 shown, completed=state.progress["done"], total=state.progress["total"] or len(rows)
             )
