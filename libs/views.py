@@ -49,11 +49,7 @@ class View:
 
     def present(self, owner: str, stored_id: str) -> str:
         """The id a row stored by ``owner`` has in this view: derived once per fork crossed."""
-        index = next(i for i, segment in enumerate(self.segments) if segment.owner == owner)
-        presented = stored_id
-        for segment in reversed(self.segments[:index]):
-            presented = derive(segment.owner, presented)
-        return presented
+        return self.stored_ids(owner, stored_id)[-1]
 
     def stored_ids(self, owner: str, stored_id: str) -> list[str]:
         """Every id the same resource is stored under, from ``owner``'s level down to this view's."""
