@@ -8,7 +8,7 @@ export OFFSHOOT_KAFKA        ?= 127.0.0.1:9092
 export HF_HUB_OFFLINE        := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv up down test unit lint demo bench bench-vectors contracts clean
+.PHONY: venv up test-up down test unit lint demo bench bench-vectors contracts clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,10 @@ up:  ## start real Kafka (KRaft) and PostgreSQL on loopback
 	deploy/postgres/up.sh
 	deploy/kafka/up.sh
 
+test-up:  ## the same servers for the test suite: Kafka from empty storage unless it already runs
+	deploy/postgres/up.sh
+	deploy/kafka/up.sh --fresh
+
 down:
 	deploy/kafka/down.sh
 	deploy/postgres/down.sh
@@ -33,7 +37,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv up lint  ## the whole suite, against the embedded default and real Kafka + PostgreSQL
+test: venv test-up lint  ## the whole suite, against the embedded default and real Kafka + PostgreSQL
 	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
 
 unit: venv  ## only what needs no server
