@@ -109,13 +109,18 @@ def demo(
         typer.Option(help="Keep the embedded data here (default: a temporary directory)."),
     ] = None,
     documents: Annotated[
-        int, typer.Option(min=1, max=5183, help="SciFact abstracts to ingest.")
-    ] = 300,
+        int, typer.Option(min=1, max=5183, help="SciFact abstracts to ingest (all by default).")
+    ] = 5183,
+    model: Annotated[
+        str, typer.Option(help="The candidate model staging migrates to (name@version).")
+    ] = "minilm@v1",
+    out: Annotated[Path, typer.Option(help="Where the HTML report goes.")] = Path("out"),
 ) -> None:
-    """The main scenario on the embedded default: ingest, clone, swap the model, re-embed, diverge."""
+    """The model-migration story on the embedded default: ingest, clone, re-embed, evaluate,
+    shadow, benchmark, promote, roll back, report."""
     from offshoot.demo import run_demo
 
-    run_demo(data_dir, documents)
+    run_demo(data_dir, documents, model=model, out=out)
 
 
 @app.command()
