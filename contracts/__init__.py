@@ -4,7 +4,17 @@ Importing this package registers every event and command type. ``python -m contr
 writes the JSON Schemas and the AsyncAPI document generated from these models.
 """
 
-from contracts import auth, catalog, commands, extractor, namespaces, retrieval, tasks, webhooks
+from contracts import (
+    auth,
+    catalog,
+    commands,
+    extractor,
+    namespaces,
+    retrieval,
+    tasks,
+    taxonomy,
+    webhooks,
+)
 from contracts.base import Command, Event, decode_event, upcaster
 from contracts.envelope import DeadLetter, Envelope
 
@@ -21,6 +31,7 @@ __all__ = [
     "namespaces",
     "retrieval",
     "tasks",
+    "taxonomy",
     "upcaster",
     "webhooks",
 ]

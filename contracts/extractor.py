@@ -155,3 +155,18 @@ class GenerationActivated(Event):
     previous_owner: str
     batch_id: str
     space: VectorSpace
+
+
+class DocumentsEnriched(Event):
+    """Payload fields set on documents of one vector view at this event's global position
+    (taxonomy labels, cluster ids): each is a new version of its document, its vector
+    unchanged. In a fork the new versions are the fork's own (the parent's are masked), so an
+    enrichment never shows in the parent. ``fields`` per document id; ``None`` removes a field."""
+
+    type_name: ClassVar[str] = "extractor.documents_enriched"
+
+    namespace_id: str
+    collection_id: str
+    owner: str
+    source: str = Field(description="what enriched them, e.g. a taxonomy or cluster id")
+    documents: dict[str, dict[str, Any]] = Field(default_factory=dict)
