@@ -580,6 +580,20 @@ class ExtractorService:
             raise NotFoundError(f"collection {collection_id!r} not found")
         return found
 
+    # ---- enrichment (taxonomy labels, cluster ids; see enrichment.py) -------------------------
+
+    async def enrich_documents(
+        self, namespace_id: str, collection_id: str, updates: dict[str, dict[str, Any]], *,
+        source: str, cause: uuid.UUID | None = None,
+    ) -> int:  # fmt: skip
+        """Set payload fields on documents as new versions through ``documents_enriched``;
+        returns how many changed (unchanged ones write nothing)."""
+        from services.extractor.enrichment import enrich
+
+        return await enrich(
+            self, namespace_id, collection_id, updates, source=source, cause=cause
+        )
+
     async def document(self, namespace_id: str, document_id: str) -> dict[str, Any]:
         """A document visible in any collection of the namespace (active generations)."""
         for found in await self.collections(namespace_id):
