@@ -87,6 +87,35 @@ class RollbackAlias(Command):
     reason: str = Field(default="", max_length=2000)
 
 
+class SetCanary(Command):
+    """Serve ``percent`` of the alias's traffic from another retriever. Assignment hashes the
+    caller's ``user_id`` (else ``session_id``) with the alias id, so a user keeps its variant
+    and raising the percent only moves users into the canary."""
+
+    type_name: ClassVar[str] = "alias.canary"
+
+    retriever_id: str = Field(min_length=1, description="a retriever id or name")
+    percent: float = Field(gt=0, le=100, description="share of callers served by the canary")
+    reason: str = Field(default="", max_length=2000)
+
+
+class SetShadow(Command):
+    """Also run another retriever on every request's inputs, after the response, to compare."""
+
+    type_name: ClassVar[str] = "alias.shadow"
+
+    retriever_id: str = Field(min_length=1, description="a retriever id or name")
+    reason: str = Field(default="", max_length=2000)
+
+
+class ClearVariant(Command):
+    """Stop an alias's canary or shadow (``DELETE /v1/aliases/{name}/canary|shadow``)."""
+
+    type_name: ClassVar[str] = "alias.clear_variant"
+
+    reason: str = Field(default="", max_length=2000)
+
+
 class RetrieverCreated(Event):
     type_name: ClassVar[str] = "retriever.created"
 
@@ -147,6 +176,46 @@ class AliasMoved(Event):
     reason: str = ""
     moved_by: str | None = Field(default=None, description="the API key id")
     moved_at: str
+
+
+class AliasVariantChanged(Event):
+    """An alias's canary or shadow was set (``retriever_id``) or cleared (``None``)."""
+
+    type_name: ClassVar[str] = "alias.variant_changed"
+
+    namespace_id: str
+    alias_id: str
+    alias_name: str
+    variant: Literal["canary", "shadow"]
+    retriever_id: str | None = None
+    percent: float | None = Field(default=None, description="canary only")
+    previous_retriever_id: str | None = None
+    reason: str = ""
+    changed_by: str | None = Field(default=None, description="the API key id")
+    changed_at: str
+
+
+class ShadowCompared(Event):
+    """One shadowed request: the shadow's top results against the primary's. ``overlap_at_k``
+    = |top-k ∩| / k with k the primary's result count; ``mean_rank_shift`` = mean |rank
+    difference| over the documents both returned (None when none); ``latency_delta_ms`` =
+    shadow - primary engine time."""
+
+    type_name: ClassVar[str] = "alias.shadow_compared"
+
+    namespace_id: str
+    alias_id: str
+    alias_name: str
+    primary_retriever_id: str
+    shadow_retriever_id: str
+    k: int = Field(ge=0)
+    overlap_at_k: float = Field(ge=0, le=1)
+    mean_rank_shift: float | None = None
+    primary_ms: float
+    shadow_ms: float
+    latency_delta_ms: float
+    error: str | None = Field(default=None, description="the shadow failed: why")
+    compared_at: str
 
 
 class AliasDeleted(Event):

@@ -302,12 +302,42 @@ class Aliases(_Group):
     def history(self, alias_name: str) -> Record:
         return self._client.request("GET", f"/v1/aliases/{alias_name}/history")
 
-    def execute(
-        self, alias_name: str, inputs: dict[str, Any], *, limit: int | None = None
+    def canary(
+        self, alias_name: str, retriever_id: str, percent: float, reason: str = ""
     ) -> Record:
+        """Serve ``percent`` of callers (stable by ``user_id``/``session_id``) from ``retriever_id``."""
+        body = {"retriever_id": retriever_id, "percent": percent, "reason": reason}
+        return self._client.request("POST", f"/v1/aliases/{alias_name}/canary", json=body)
+
+    def shadow(self, alias_name: str, retriever_id: str, reason: str = "") -> Record:
+        """Also run ``retriever_id`` on every request, after the response, and compare."""
+        body = {"retriever_id": retriever_id, "reason": reason}
+        return self._client.request("POST", f"/v1/aliases/{alias_name}/shadow", json=body)
+
+    def clear_canary(self, alias_name: str, reason: str = "") -> Record:
+        return self._client.request(
+            "DELETE", f"/v1/aliases/{alias_name}/canary", json={"reason": reason}
+        )
+
+    def clear_shadow(self, alias_name: str, reason: str = "") -> Record:
+        return self._client.request(
+            "DELETE", f"/v1/aliases/{alias_name}/shadow", json={"reason": reason}
+        )
+
+    def shadow_report(self, alias_name: str) -> Record:
+        """Overlap@k, mean rank shift and latency delta the alias's shadows measured."""
+        return self._client.request("GET", f"/v1/aliases/{alias_name}/shadow")
+
+    def execute(
+        self, alias_name: str, inputs: dict[str, Any], *, limit: int | None = None,
+        user_id: str | None = None, session_id: str | None = None,
+    ) -> Record:  # fmt: skip
+        """``user_id`` (else ``session_id``) picks the canary variant; the reply's ``served_by``
+        and ``variant`` say which retriever answered."""
         body: dict[str, Any] = {"inputs": inputs}
-        if limit is not None:
-            body["limit"] = limit
+        for key, value in (("limit", limit), ("user_id", user_id), ("session_id", session_id)):
+            if value is not None:
+                body[key] = value
         return self._client.request("POST", f"/v1/aliases/{alias_name}/execute", json=body)
 
 

@@ -2,7 +2,10 @@
 
 - ``rtv_retrievers``: one row per retriever (deleted ones flagged), its definition as JSON.
 - ``rtv_aliases``: one row per alias name and namespace, with the retriever it serves now.
-- ``rtv_alias_moves``: every move and rollback of every alias (the history).
+- ``rtv_alias_moves``: every move, rollback, canary and shadow change of every alias (the
+  history).
+- ``rtv_shadow_comparisons``: one row per shadowed request (overlap@k, rank shift, latency
+  delta), aggregated by ``shadow_summary``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from contracts.retrieval import (
     AliasCreated,
     AliasDeleted,
     AliasMoved,
+    AliasVariantChanged,
     RetrieverCreated,
     RetrieverDeleted,
     RetrieverUpdated,
+    ShadowCompared,
 )
 from libs.event_codec import from_recorded
 from libs.eventstore import RecordedEvent, TableProjection, Transaction
@@ -32,8 +37,14 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS rtv_alias_moves (
         namespace_id TEXT NOT NULL, alias_id TEXT NOT NULL, position BIGINT NOT NULL,
         body TEXT NOT NULL, PRIMARY KEY (alias_id, position))""",
+    """CREATE TABLE IF NOT EXISTS rtv_shadow_comparisons (
+        namespace_id TEXT NOT NULL, alias_id TEXT NOT NULL, position BIGINT NOT NULL,
+        primary_retriever_id TEXT NOT NULL, shadow_retriever_id TEXT NOT NULL,
+        failed BOOLEAN NOT NULL, overlap DOUBLE PRECISION, rank_shift DOUBLE PRECISION,
+        latency_delta DOUBLE PRECISION, body TEXT NOT NULL, PRIMARY KEY (alias_id, position))""",
 )
-_TABLE_NAMES = ("rtv_retrievers", "rtv_aliases", "rtv_alias_moves")
+_TABLE_NAMES = ("rtv_retrievers", "rtv_aliases", "rtv_alias_moves", "rtv_shadow_comparisons")
+RECENT_COMPARISONS = 20
 
 
 class RetrievalProjection(TableProjection):
@@ -80,7 +91,9 @@ class RetrievalProjection(TableProjection):
                     True, e.namespace_id, e.retriever_id,
                 )  # fmt: skip
             case AliasCreated() as e:
-                body = e.model_dump(mode="json") | {"previous_retriever_id": None}
+                body = e.model_dump(mode="json") | {
+                    "previous_retriever_id": None, "canary": None, "shadow": None,
+                }  # fmt: skip
                 await tx.execute(
                     "INSERT INTO rtv_aliases VALUES ($1, $2, $3, $4, $5, $6) "
                     "ON CONFLICT (namespace_id, alias_name) DO UPDATE SET alias_id = "
@@ -116,6 +129,20 @@ class RetrievalProjection(TableProjection):
                              "moved_at"},
                 ) | {"position": position}  # fmt: skip
                 await _record_move(tx, e.namespace_id, e.alias_id, position, move)
+            case AliasVariantChanged() as e:
+                await _change_variant(tx, e, position)
+            case ShadowCompared() as e:
+                failed = e.error is not None
+                await tx.execute(
+                    "INSERT INTO rtv_shadow_comparisons VALUES "
+                    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                    "ON CONFLICT (alias_id, position) DO NOTHING",
+                    e.namespace_id, e.alias_id, position, e.primary_retriever_id,
+                    e.shadow_retriever_id, failed, None if failed else e.overlap_at_k,
+                    None if failed else e.mean_rank_shift,
+                    None if failed else e.latency_delta_ms,
+                    json.dumps(e.model_dump(mode="json", exclude={"namespace_id"})),
+                )  # fmt: skip
             case AliasDeleted() as e:
                 await tx.execute(
                     "UPDATE rtv_aliases SET deleted = $1 WHERE namespace_id = $2 AND alias_id = $3",
@@ -123,6 +150,35 @@ class RetrievalProjection(TableProjection):
                 )  # fmt: skip
             case _:
                 pass
+
+
+async def _change_variant(tx: Transaction, e: AliasVariantChanged, position: int) -> None:
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_aliases WHERE namespace_id = $1 AND alias_name = $2",
+        e.namespace_id, e.alias_name,
+    )  # fmt: skip
+    if not rows:
+        return
+    body = json.loads(rows[0]["body"])
+    if e.retriever_id is None:
+        body[e.variant] = None
+    elif e.variant == "canary":
+        body["canary"] = {"retriever_id": e.retriever_id, "percent": e.percent}
+    else:
+        body["shadow"] = {"retriever_id": e.retriever_id}
+    await tx.execute(
+        "UPDATE rtv_aliases SET body = $1 WHERE namespace_id = $2 AND alias_name = $3",
+        json.dumps(body), e.namespace_id, e.alias_name,
+    )  # fmt: skip
+    change: dict[str, Any] = {
+        "kind": e.variant if e.retriever_id is not None else f"{e.variant}_cleared",
+        "from_retriever_id": e.previous_retriever_id, "to_retriever_id": e.retriever_id,
+        "reason": e.reason, "moved_by": e.changed_by, "moved_at": e.changed_at,
+        "position": position,
+    }  # fmt: skip
+    if e.variant == "canary" and e.retriever_id is not None:
+        change["percent"] = e.percent
+    await _record_move(tx, e.namespace_id, e.alias_id, position, change)
 
 
 async def _record_move(
@@ -179,3 +235,41 @@ async def alias_history(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
         "SELECT body FROM rtv_alias_moves WHERE alias_id = $1 ORDER BY position", alias_id
     )
     return [json.loads(row["body"]) for row in rows]
+
+
+async def shadow_summary(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
+    """Per (primary, shadow) pair, newest pair first: how many comparisons, failures, and the
+    means of overlap@k, rank shift and latency delta over the successful ones."""
+    rows = await tx.fetch(
+        "SELECT primary_retriever_id, shadow_retriever_id, COUNT(*) AS comparisons, "
+        "SUM(CASE WHEN failed THEN 1 ELSE 0 END) AS failures, AVG(overlap) AS overlap, "
+        "AVG(rank_shift) AS rank_shift, AVG(latency_delta) AS latency_delta, "
+        "MAX(position) AS last_position FROM rtv_shadow_comparisons WHERE alias_id = $1 "
+        "GROUP BY primary_retriever_id, shadow_retriever_id ORDER BY last_position DESC",
+        alias_id,
+    )
+    return [
+        {
+            "primary_retriever_id": row["primary_retriever_id"],
+            "shadow_retriever_id": row["shadow_retriever_id"],
+            "comparisons": int(row["comparisons"]),
+            "failures": int(row["failures"]),
+            "mean_overlap_at_k": _float(row["overlap"]),
+            "mean_rank_shift": _float(row["rank_shift"]),
+            "mean_latency_delta_ms": _float(row["latency_delta"]),
+        }
+        for row in rows
+    ]
+
+
+async def recent_comparisons(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
+    rows = await tx.fetch(
+        "SELECT body FROM rtv_shadow_comparisons WHERE alias_id = $1 "
+        "ORDER BY position DESC LIMIT $2",
+        alias_id, RECENT_COMPARISONS,
+    )  # fmt: skip
+    return [json.loads(row["body"]) for row in rows]
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

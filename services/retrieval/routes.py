@@ -7,18 +7,21 @@ the catalog's): services never import each other, so the dependency is a paramet
 # No `from __future__ import annotations`: FastAPI must see the local `InScope` alias.
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from contracts.auth import Permission
 from contracts.retrieval import (
+    ClearVariant,
     CloneRetriever,
     CreateAlias,
     CreateRetriever,
     MoveAlias,
     RollbackAlias,
+    SetCanary,
+    SetShadow,
     UpdateRetriever,
 )
 from libs.auth import Principal
@@ -40,6 +43,15 @@ class ExecuteBody(BaseModel):
 
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     limit: int | None = Field(default=None, ge=1, le=10_000, description="cut the results")
+
+
+class AliasExecuteBody(ExecuteBody):
+    user_id: str | None = Field(
+        default=None, max_length=500, description="assigns the canary variant (stable per user)"
+    )
+    session_id: str | None = Field(
+        default=None, max_length=500, description="assigns the variant when user_id is absent"
+    )
 
 
 def retrieval_router(
@@ -162,12 +174,52 @@ def retrieval_router(
         scope.principal.require(Permission.READ)
         return await service.alias_history(scope.namespace_id, alias_name)
 
+    @api.post("/aliases/{alias_name}/canary", tags=["aliases"])
+    async def set_canary(alias_name: str, body: SetCanary, scope: InScope) -> dict[str, Any]:
+        """Serve ``percent`` of callers (by ``user_id``/``session_id`` hash) from another
+        retriever; replaces an existing canary."""
+        scope.principal.require(Permission.WRITE)
+        return await service.set_canary(
+            scope.namespace_id, alias_name, body, key_id=scope.principal.key_id
+        )
+
+    @api.post("/aliases/{alias_name}/shadow", tags=["aliases"])
+    async def set_shadow(alias_name: str, body: SetShadow, scope: InScope) -> dict[str, Any]:
+        """Also run another retriever on every request's inputs, after the response; the
+        comparison is at ``GET /v1/aliases/{alias_name}/shadow``."""
+        scope.principal.require(Permission.WRITE)
+        return await service.set_shadow(
+            scope.namespace_id, alias_name, body, key_id=scope.principal.key_id
+        )
+
+    @api.get("/aliases/{alias_name}/shadow", tags=["aliases"])
+    async def shadow_report(alias_name: str, scope: InScope) -> dict[str, Any]:
+        """Overlap@k, mean absolute rank shift and latency delta of the alias's shadows."""
+        scope.principal.require(Permission.READ)
+        return await service.shadow_report(scope.namespace_id, alias_name)
+
+    @api.delete("/aliases/{alias_name}/{variant}", tags=["aliases"])
+    async def clear_variant(
+        alias_name: str, variant: Literal["canary", "shadow"], scope: InScope,
+        body: ClearVariant | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Stop the alias's canary or shadow (recorded in its history)."""
+        scope.principal.require(Permission.WRITE)
+        return await service.clear_variant(
+            scope.namespace_id, alias_name, variant, body or ClearVariant(),
+            key_id=scope.principal.key_id,
+        )  # fmt: skip
+
     @api.post("/aliases/{alias_name}/execute", tags=["aliases"])
-    async def execute_alias(alias_name: str, body: ExecuteBody, scope: InScope) -> dict[str, Any]:
-        """Like executing a retriever; ``served_by`` names the retriever that answered."""
+    async def execute_alias(
+        alias_name: str, body: AliasExecuteBody, scope: InScope
+    ) -> dict[str, Any]:
+        """Like executing a retriever; ``served_by`` names the retriever that answered and
+        ``variant`` whether it was the primary or the canary."""
         scope.principal.require(Permission.READ)
         return await service.execute_alias(
-            scope.namespace_id, alias_name, body.inputs, limit=body.limit
-        )
+            scope.namespace_id, alias_name, body.inputs, limit=body.limit,
+            user_id=body.user_id, session_id=body.session_id,
+        )  # fmt: skip
 
     return api

@@ -12,7 +12,10 @@ into the clone (config only: ids ``derive(clone, old)``, collections mapped the 
 vectors are the extractor's forked views) and answers ``namespace.fork_acknowledged`` through
 its own outbox.
 
-Not done yet: canary splits and shadow traffic on aliases (an alias is a single pointer today).
+Aliases carry two optional variants besides their primary retriever: a **canary** (a share
+of callers, assigned by hashing their ``user_id``/``session_id``, see ``variants.py``) and a
+**shadow** (run in a background task on the same inputs after the primary answered; its
+comparison with the primary is an ``alias.shadow_compared`` event, aggregated by the read model).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import JsonValue, ValidationError
 
@@ -35,6 +38,8 @@ from contracts.retrieval import (
     AliasCreated,
     AliasDeleted,
     AliasMoved,
+    AliasVariantChanged,
+    ClearVariant,
     CloneRetriever,
     CreateAlias,
     CreateRetriever,
@@ -44,6 +49,9 @@ from contracts.retrieval import (
     RetrieverDeleted,
     RetrieverUpdated,
     RollbackAlias,
+    SetCanary,
+    SetShadow,
+    ShadowCompared,
     UpdateRetriever,
 )
 from libs.bus import Bus, consume_envelopes
@@ -54,7 +62,7 @@ from libs.extractors import InferenceCache
 from libs.ids import derive
 from libs.outbox import OutboxRelay
 from libs.vectors import VectorStore, View
-from services.retrieval import readmodel
+from services.retrieval import readmodel, variants
 from services.retrieval.engine import (
     CollectionRef,
     ExecutionResult,
@@ -69,6 +77,10 @@ log = logging.getLogger("offshoot.retrieval")
 
 GROUP = "retrieval"
 RESOLVE_WAIT_SECONDS = 5.0  # a collection created a moment ago may not be registered yet
+MAX_PENDING_SHADOWS = 64  # beyond this, shadow runs are skipped: they must never queue up work
+Variant = Literal["primary", "canary"]
+VariantKind = Literal["canary", "shadow"]
+VARIANTS: tuple[VariantKind, ...] = ("canary", "shadow")
 
 
 class CollectionDirectory(Protocol):
@@ -135,6 +147,7 @@ class RetrievalService:
         self.lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._relay: asyncio.Task[None] | None = None
+        self._shadows: set[asyncio.Task[None]] = set()
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -145,6 +158,9 @@ class RetrievalService:
 
     async def stop(self) -> None:
         self._stop.set()
+        for shadow in list(self._shadows):  # comparisons in flight are dropped, not awaited
+            shadow.cancel()
+        await asyncio.gather(*self._shadows, return_exceptions=True)
         if self._relay is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay
@@ -312,12 +328,12 @@ class RetrievalService:
                 pointing = [
                     a["alias_name"]
                     for a in await readmodel.aliases(tx, namespace_id)
-                    if a["retriever_id"] == found["retriever_id"]
+                    if found["retriever_id"] in _served(a)
                 ]
             if pointing:
                 raise ConflictError(
                     f"retriever {found['retriever_id']!r} is served by alias(es) {pointing}; "
-                    f"move them first"
+                    f"(as primary, canary or shadow); move or clear them first"
                 )
             deleted = RetrieverDeleted(
                 namespace_id=namespace_id, retriever_id=found["retriever_id"]
@@ -443,13 +459,78 @@ class RetrievalService:
         self, namespace_id: str, current: dict[str, Any], to: str, kind: str, reason: str,
         key_id: str | None, command_id: uuid.UUID,
     ) -> None:  # fmt: skip
-        moved = AliasMoved(
+        """Move the primary; a canary or shadow on the new primary ends with the move (a
+        promoted canary), recorded as its own change."""
+        events: list[Event] = [AliasMoved(
             namespace_id=namespace_id, alias_id=current["alias_id"],
             alias_name=current["alias_name"], from_retriever_id=current["retriever_id"],
             to_retriever_id=to, kind="rollback" if kind == "rollback" else "move",
             reason=reason, moved_by=key_id, moved_at=_now(),
-        )  # fmt: skip
-        await self._append(namespace_id, [moved], event_ids_for(command_id, 1))
+        )]  # fmt: skip
+        for variant in VARIANTS:
+            if (current.get(variant) or {}).get("retriever_id") == to:
+                events.append(_variant_change(
+                    current, variant, None, None, f"{to} became the primary", key_id
+                ))  # fmt: skip
+        await self._append(namespace_id, events, event_ids_for(command_id, len(events)))
+
+    async def set_canary(
+        self, namespace_id: str, alias_name: str, command: SetCanary, *, key_id: str | None
+    ) -> dict[str, Any]:
+        async with self.lock:
+            current = await self._alias_row(namespace_id, alias_name)
+            target = await self._variant_target(namespace_id, current, command.retriever_id)
+            change = _variant_change(
+                current, "canary", target, command.percent, command.reason, key_id
+            )
+            await self._append(namespace_id, [change], event_ids_for(command.command_id, 1))
+        return await self.alias(namespace_id, alias_name)
+
+    async def set_shadow(
+        self, namespace_id: str, alias_name: str, command: SetShadow, *, key_id: str | None
+    ) -> dict[str, Any]:
+        async with self.lock:
+            current = await self._alias_row(namespace_id, alias_name)
+            target = await self._variant_target(namespace_id, current, command.retriever_id)
+            change = _variant_change(current, "shadow", target, None, command.reason, key_id)
+            await self._append(namespace_id, [change], event_ids_for(command.command_id, 1))
+        return await self.alias(namespace_id, alias_name)
+
+    async def clear_variant(
+        self, namespace_id: str, alias_name: str, variant: VariantKind,
+        command: ClearVariant, *, key_id: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
+        async with self.lock:
+            current = await self._alias_row(namespace_id, alias_name)
+            if current.get(variant) is None:
+                raise NotFoundError(f"alias {alias_name!r} has no {variant}")
+            change = _variant_change(current, variant, None, None, command.reason, key_id)
+            await self._append(namespace_id, [change], event_ids_for(command.command_id, 1))
+        return await self.alias(namespace_id, alias_name)
+
+    async def _variant_target(
+        self, namespace_id: str, current: dict[str, Any], identifier: str
+    ) -> str:
+        target: str = (await self.retriever(namespace_id, identifier))["retriever_id"]
+        if target == current["retriever_id"]:
+            raise InvalidInputError(
+                f"retriever_id: alias {current['alias_name']!r} already serves {target} as its "
+                f"primary"
+            )
+        return target
+
+    async def shadow_report(self, namespace_id: str, alias_name: str) -> dict[str, Any]:
+        """What the alias's shadows measured: per (primary, shadow) pair the number of
+        comparisons and the means of overlap@k, rank shift and latency delta; the latest few."""
+        current = await self._alias_row(namespace_id, alias_name)
+        async with self.store.transaction() as tx:
+            summary = await readmodel.shadow_summary(tx, current["alias_id"])
+            recent = await readmodel.recent_comparisons(tx, current["alias_id"])
+        return {
+            "alias_name": current["alias_name"], "alias_id": current["alias_id"],
+            "retriever_id": current["retriever_id"], "shadow": current.get("shadow"),
+            "results": summary, "recent": recent,
+        }  # fmt: skip
 
     async def delete_alias(self, namespace_id: str, alias_name: str) -> None:
         async with self.lock:
@@ -474,13 +555,69 @@ class RetrievalService:
         inputs: dict[str, JsonValue],
         *,
         limit: int | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
     ) -> dict[str, Any]:
+        """Execute the retriever the caller is assigned to (``variant``: primary or canary;
+        a caller with neither ``user_id`` nor ``session_id`` is assigned at random), then, if the
+        alias has a shadow, schedule it on the same inputs; the shadow never touches this
+        response."""
         current = await self._alias_row(namespace_id, alias_name)
-        result = await self.execute(namespace_id, current["retriever_id"], inputs, limit=limit)
+        served, variant = _assigned(current, user_id if user_id is not None else session_id)
+        result = await self.execute(namespace_id, served, inputs, limit=limit)
+        shadow = (current.get("shadow") or {}).get("retriever_id")
+        if shadow is not None and shadow != served:
+            self._schedule_shadow(namespace_id, current, shadow, inputs, limit, result)
         return result | {
             "alias_name": current["alias_name"],
-            "served_by": current["retriever_id"],
+            "served_by": served,
+            "variant": variant,
         }
+
+    def _schedule_shadow(
+        self, namespace_id: str, alias: dict[str, Any], shadow: str,
+        inputs: dict[str, JsonValue], limit: int | None, primary: dict[str, Any],
+    ) -> None:  # fmt: skip
+        if len(self._shadows) >= MAX_PENDING_SHADOWS:
+            log.warning(
+                "alias %s: shadow skipped, %d pending", alias["alias_name"], MAX_PENDING_SHADOWS
+            )
+            return
+        task = asyncio.create_task(
+            self._run_shadow(namespace_id, alias, shadow, inputs, limit, primary)
+        )
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _run_shadow(
+        self, namespace_id: str, alias: dict[str, Any], shadow: str,
+        inputs: dict[str, JsonValue], limit: int | None, primary: dict[str, Any],
+    ) -> None:  # fmt: skip
+        error: str | None = None
+        shadow_ms = 0.0
+        shadow_ids: list[str] = []
+        try:
+            answer = await self.execute(namespace_id, shadow, inputs, limit=limit)
+            shadow_ms = float(answer["duration_ms"])
+            shadow_ids = [d["document_id"] for d in answer["results"]]
+        except Exception as failure:  # a broken shadow is a finding, not an outage
+            error = f"{type(failure).__name__}: {failure}"
+        comparison = variants.compare([d["document_id"] for d in primary["results"]], shadow_ids)
+        primary_ms = float(primary["duration_ms"])
+        compared = ShadowCompared(
+            namespace_id=namespace_id, alias_id=alias["alias_id"],
+            alias_name=alias["alias_name"], primary_retriever_id=primary["retriever_id"],
+            shadow_retriever_id=shadow, k=comparison.k,
+            overlap_at_k=0.0 if error else comparison.overlap_at_k,
+            mean_rank_shift=None if error else comparison.mean_rank_shift,
+            primary_ms=primary_ms, shadow_ms=shadow_ms,
+            latency_delta_ms=0.0 if error else shadow_ms - primary_ms,
+            error=error, compared_at=_now(),
+        )  # fmt: skip
+        try:
+            await self._append(namespace_id, [compared], [uuid.uuid4()])
+        except Exception:
+            log.exception("alias %s: recording a shadow comparison failed", alias["alias_name"])
 
     # ---- namespace clones --------------------------------------------------------------------
 
@@ -538,12 +675,21 @@ class RetrievalService:
                     continue
                 new_alias = derive(clone, current["alias_id"])
                 mapping[current["alias_id"]] = new_alias
-                events.append(AliasCreated(
+                created = AliasCreated(
                     namespace_id=clone, alias_id=new_alias, alias_name=current["alias_name"],
                     retriever_id=mapping[current["retriever_id"]],
                     description=current["description"], created_by=current["created_by"],
                     created_at=_now(),
-                ))  # fmt: skip
+                )  # fmt: skip
+                events.append(created)
+                for variant in VARIANTS:
+                    setting = current.get(variant) or {}
+                    if setting.get("retriever_id") in mapping:
+                        events.append(_variant_change(
+                            created.model_dump(), variant, mapping[setting["retriever_id"]],
+                            setting.get("percent"), "copied from the parent namespace",
+                            current["created_by"],
+                        ))  # fmt: skip
             events.insert(0, RetrievalNamespaceForked(
                 namespace_id=clone, parent_namespace_id=parent, at_position=event.at_position,
                 mapping=mapping,
@@ -557,8 +703,36 @@ def _alias(row: dict[str, Any]) -> dict[str, Any]:
     return {
         key: row.get(key)
         for key in ("alias_id", "alias_name", "retriever_id", "previous_retriever_id",
-                    "description", "created_by", "created_at")
+                    "canary", "shadow", "description", "created_by", "created_at")
     }  # fmt: skip
+
+
+def _served(alias: dict[str, Any]) -> set[str]:
+    """Every retriever the alias runs: primary, canary, shadow."""
+    variants_ = (alias.get("canary"), alias.get("shadow"))
+    return {alias["retriever_id"]} | {v["retriever_id"] for v in variants_ if v}
+
+
+def _assigned(alias: dict[str, Any], caller: str | None) -> tuple[str, Variant]:
+    canary = alias.get("canary")
+    if canary is None:
+        return alias["retriever_id"], "primary"
+    key = caller if caller is not None else uuid.uuid4().hex
+    if variants.in_canary(alias["alias_id"], key, float(canary["percent"])):
+        return canary["retriever_id"], "canary"
+    return alias["retriever_id"], "primary"
+
+
+def _variant_change(
+    current: dict[str, Any], variant: VariantKind, retriever_id: str | None,
+    percent: float | None, reason: str, key_id: str | None,
+) -> AliasVariantChanged:  # fmt: skip
+    return AliasVariantChanged(
+        namespace_id=current["namespace_id"], alias_id=current["alias_id"],
+        alias_name=current["alias_name"], variant=variant, retriever_id=retriever_id,
+        percent=percent, previous_retriever_id=(current.get(variant) or {}).get("retriever_id"),
+        reason=reason, changed_by=key_id, changed_at=_now(),
+    )  # fmt: skip
 
 
 def _presented(result: ExecutionResult, found: dict[str, Any], limit: int | None) -> dict[str, Any]:
