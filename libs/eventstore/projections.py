@@ -2,8 +2,10 @@
 the checkpoint saved in one transaction of the store, so a crash or a failing ``apply`` leaves
 both the read model and the checkpoint as they were before the batch.
 
-One runner per projection name at a time: two runners of the same projection would both apply
-the batches after the checkpoint they read (run it in one process, or behind a leader lock).
+Runners of one projection may run in several processes (distributed mode: every process that
+writes a service's store also folds its read model): each batch first claims the checkpoint's
+row (a row lock held until the batch commits) and applies only what lies after the position it
+finds there, so a batch another runner applied meanwhile is skipped, never applied twice.
 """
 
 from __future__ import annotations
@@ -83,12 +85,28 @@ class ProjectionRunner:
             if not events:
                 break
             async with self._store.transaction() as tx:
+                claimed = await self._claim(tx)
+                if claimed != position:  # another runner applied this batch meanwhile
+                    position = claimed
+                    continue
                 for event in events:
                     await self._projection.apply(event, tx)
                 position = events[-1].global_position
                 await self._store.save_checkpoint(self.checkpoint_name, position, tx=tx)
             applied += len(events)
         return applied
+
+    async def _claim(self, tx: Transaction) -> int:
+        """Lock the checkpoint's row until ``tx`` ends and return the position it holds."""
+        await tx.execute(
+            "INSERT INTO checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+            self.checkpoint_name,
+        )
+        position = await tx.fetchval(
+            "UPDATE checkpoints SET position = position WHERE name = $1 RETURNING position",
+            self.checkpoint_name,
+        )
+        return int(position)
 
     async def rebuild(self) -> int:
         """Empty the read model and apply every event from position 0; return how many."""
@@ -112,6 +130,7 @@ class ProjectionRunner:
     async def _setup(self) -> None:
         if not self._set_up:
             async with self._store.transaction() as tx:
+                await self._claim(tx)  # concurrent CREATEs of one table race in PostgreSQL
                 await self._projection.setup(tx)
             self._set_up = True
 
