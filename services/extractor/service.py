@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -51,7 +52,7 @@ from libs.outbox import OutboxRelay
 from libs.sources import SourceReader
 from libs.vectors import SpaceSpec, VectorStore, View
 from libs.views import View as RowView
-from services.extractor import readmodel
+from services.extractor import inbox, readmodel
 from services.extractor.pipeline import Input, Outcome, document_input, extract, object_input
 
 log = logging.getLogger("offshoot.extractor")
@@ -59,6 +60,8 @@ log = logging.getLogger("offshoot.extractor")
 GROUP = "extractor"
 SPARSE_VOCABULARY = 1 << 31
 PAGE_SIZE = 256
+#: Live objects processed together: one append and one vector upsert per chunk and generation.
+CHUNK_SIZE = 256
 _BATCH_NS = uuid.UUID("0b8e7c1a-7a55-5e0f-9a51-3f1c2d9e4b70")
 Source = tuple[str, int] | None
 
@@ -91,6 +94,7 @@ class ExtractorService:
         cache: InferenceCache,
         *,
         page_size: int = PAGE_SIZE,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self.store = store
         self.vectors = vectors
@@ -98,9 +102,13 @@ class ExtractorService:
         self.sources = sources
         self.cache = cache
         self.page_size = page_size
+        self.chunk_size = chunk_size
         self._runner = ProjectionRunner(store, readmodel.ExtractorProjection())
         self._projection_lock = asyncio.Lock()
         self._extractors: dict[str, CachedExtractor] = {}
+        self._by_spec: dict[str, CachedExtractor] = {}
+        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._drain_locks: dict[str, asyncio.Lock] = {}
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._deleted: dict[str, set[str]] = {}
         self._stop = asyncio.Event()
@@ -111,6 +119,9 @@ class ExtractorService:
     async def start(self) -> None:
         """Catch the read model up, resume interrupted batches, then consume and relay."""
         await self._catch_up()
+        await inbox.create(self.store)
+        for namespace_id in await inbox.pending_namespaces(self.store):
+            self._kick(namespace_id)
         async with self.store.transaction() as tx:
             running = await readmodel.running_batches(tx)
         for batch in running:
@@ -119,9 +130,9 @@ class ExtractorService:
         await consume_envelopes(self.bus, topics.EVENTS, group=GROUP, handler=self.handle)
 
     async def stop(self) -> None:
-        for task in list(self._runs.values()):
+        for task in [*self._runs.values(), *self._drains.values()]:
             task.cancel()
-        for task in list(self._runs.values()):
+        for task in [*self._runs.values(), *self._drains.values()]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._stop.set()
@@ -130,10 +141,12 @@ class ExtractorService:
                 await self._relay
 
     async def idle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 (a test/ops helper)
-        """Wait until no trigger batch runs (tests and shutdown)."""
+        """Wait until no trigger batch runs and the inbox is drained (tests and shutdown)."""
         async with asyncio.timeout(timeout):
-            while self._runs:
-                await asyncio.gather(*self._runs.values(), return_exceptions=True)
+            while self._runs or self._drains:
+                await asyncio.gather(
+                    *self._runs.values(), *self._drains.values(), return_exceptions=True
+                )
 
     # ---- plumbing ----------------------------------------------------------------------------
 
@@ -164,12 +177,19 @@ class ExtractorService:
         return positions
 
     def extractor_for(self, spec: dict[str, Any]) -> CachedExtractor:
-        """One cached extractor per configuration (the model itself loads once per process)."""
+        """One cached extractor per configuration (the model itself loads once per process).
+
+        Memoised by the spec as given: describing an extractor (its config hash, parameter
+        schema) costs milliseconds, which per object was half the live-ingestion overhead."""
+        spec_key = json.dumps(spec, sort_keys=True, default=str)
+        if (known := self._by_spec.get(spec_key)) is not None:
+            return known
         parsed = FeatureExtractorSpec.model_validate(spec)
         base = get_extractor(parsed.feature_extractor_name, parsed.version, parsed.parameters)
         key = base.info.config_hash
         if key not in self._extractors:
             self._extractors[key] = CachedExtractor(base, self.cache)
+        self._by_spec[spec_key] = self._extractors[key]
         return self._extractors[key]
 
     async def _view(self, space: dict[str, Any], owner: str) -> View:
@@ -204,18 +224,25 @@ class ExtractorService:
         if namespace_id is None:
             return
         source: Source = (namespace_id, envelope.global_position or 0)
+        if envelope.type == ObjectStored.type_name:
+            position = envelope.global_position or 0
+            await inbox.put(self.store, envelope.event_id, namespace_id, position, envelope.data)
+            self._kick(namespace_id)
+            return
+        # Everything else of the namespace happens after the objects received before it.
+        if envelope.type == NamespaceForked.type_name:
+            forked = NamespaceForked.model_validate(envelope.data)
+            await self._drain(forked.parent_namespace_id, split_at=forked.at_position)
+        await self._drain(namespace_id)
         match envelope.type:
             case CollectionCreated.type_name:
                 event = CollectionCreated.model_validate(envelope.data)
                 await self._on_collection_created(namespace_id, event, envelope, source)
-            case ObjectStored.type_name:
-                stored = ObjectStored.model_validate(envelope.data)
-                if stored.replaces is not None:
-                    await self._delete_object(namespace_id, stored.replaces, envelope, source)
-                await self._on_object_stored(namespace_id, stored, envelope, source)
             case ObjectDeleted.type_name:
                 deleted = ObjectDeleted.model_validate(envelope.data)
-                await self._delete_object(namespace_id, deleted.object_id, envelope, source)
+                await self._delete_object(
+                    namespace_id, deleted.object_id, envelope.event_id, source
+                )
             case CollectionTriggered.type_name:
                 triggered = CollectionTriggered.model_validate(envelope.data)
                 await self._on_triggered(namespace_id, triggered, envelope, source)
@@ -280,19 +307,67 @@ class ExtractorService:
                 parent=parent, owner=found["owner"], at_position=found["forked_at"]
             )
 
-    async def _on_object_stored(
-        self, namespace_id: str, event: ObjectStored, envelope: Envelope, source: Source
-    ) -> None:
-        blobs = [blob.model_dump() for blob in event.blobs]
-        for found in await self.collections(namespace_id):
-            if (
-                found["source"].get("type") != "bucket"
-                or found["source"].get("bucket_id") != event.bucket_id
+    # ---- live ingestion: the inbox, drained in chunks ------------------------------------------
+
+    def _kick(self, namespace_id: str) -> None:
+        """Make sure a drain loop runs for the namespace (one at a time)."""
+        running = self._drains.get(namespace_id)
+        if running is None or running.done():
+            task = asyncio.create_task(self._drain_loop(namespace_id), name=f"drain/{namespace_id}")
+            self._drains[namespace_id] = task
+            task.add_done_callback(lambda _: self._drain_ended(namespace_id, task))
+
+    def _drain_ended(self, namespace_id: str, task: asyncio.Task[None]) -> None:
+        if self._drains.get(namespace_id) is task:
+            del self._drains[namespace_id]
+
+    async def _drain_loop(self, namespace_id: str) -> None:
+        """Drain in the background; a failing chunk is retried with backoff (it stays claimed,
+        so the retry is the same chunk and cannot write twice)."""
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                await self._drain(namespace_id)
+                return
+            except Exception:
+                log.exception("live ingestion of namespace %s failed; retrying", namespace_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _drain(self, namespace_id: str, *, split_at: int | None = None) -> None:
+        """Process every object recorded for the namespace, chunk by chunk, in catalog order."""
+        lock = self._drain_locks.setdefault(namespace_id, asyncio.Lock())
+        async with lock:
+            while claimed := await inbox.claim(
+                self.store, namespace_id, limit=self.chunk_size, split_at=split_at
             ):
+                chunk, rows = claimed
+                await self._on_objects_stored(namespace_id, chunk, rows)
+                await inbox.finish(self.store, chunk)
+
+    async def _on_objects_stored(
+        self, namespace_id: str, chunk: uuid.UUID, rows: list[dict[str, Any]]
+    ) -> None:
+        """One chunk of ``object.stored`` events: each collection sourced from an object's
+        bucket embeds its share of the chunk in one go."""
+        events = [ObjectStored.model_validate(row["data"]) for row in rows]
+        first = events[0]
+        if first.replaces is not None:  # only a chunk's first object may replace one
+            source0: Source = (namespace_id, rows[0]["source_position"])
+            await self._delete_object(namespace_id, first.replaces, rows[0]["event_id"], source0)
+        source: Source = (namespace_id, rows[0]["source_position"])
+        for found in await self.collections(namespace_id):
+            if found["source"].get("type") != "bucket":
                 continue
-            item = object_input(event.object_id, event.bucket_id, event.fields, blobs,
-                                found["feature_extractor"].get("input_mappings") or {"text": "text"})  # fmt: skip
-            await self._ingest(namespace_id, found, [item], envelope.event_id, source)
+            mappings = found["feature_extractor"].get("input_mappings") or {"text": "text"}
+            items = [
+                object_input(event.object_id, event.bucket_id, event.fields,
+                             [blob.model_dump() for blob in event.blobs], mappings)
+                for event in events
+                if event.bucket_id == found["source"].get("bucket_id")
+            ]  # fmt: skip
+            if items:
+                await self._ingest(namespace_id, found, items, chunk, source)
 
     async def _ingest(
         self,
@@ -340,7 +415,7 @@ class ExtractorService:
         )  # fmt: skip
 
     async def _delete_object(
-        self, namespace_id: str, object_id: str, envelope: Envelope, source: Source
+        self, namespace_id: str, object_id: str, cause: uuid.UUID, source: Source
     ) -> None:
         """Delete an object's documents from every collection (all tiers, all generations)."""
         events: list[Event] = []
@@ -366,8 +441,8 @@ class ExtractorService:
                     ))  # fmt: skip
         if not events:
             return
-        positions = await self._append(namespace_id, events, _ids(envelope.event_id, *names),
-                                       source=source, causation=envelope.event_id)  # fmt: skip
+        positions = await self._append(namespace_id, events, _ids(cause, *names),
+                                       source=source, causation=cause)  # fmt: skip
         for (found, owner, ids), position in zip(targets, positions, strict=True):
             target = await self._view(found["space"], owner)
             await self.vectors.delete(view=target, document_ids=ids, position=position)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -9,7 +10,9 @@ import pytest
 from contracts.catalog import ObjectStored
 from contracts.envelope import Envelope
 from libs.errors import InvalidInputError
+from libs.eventstore import EventStore
 from libs.vectors import DenseVector, PointIn
+from services.extractor import inbox
 from services.extractor.pipeline import InputError, object_input, object_text
 from tests.extractor.conftest import STATIC, Stack, scifact
 
@@ -66,11 +69,50 @@ async def test_a_redelivered_event_changes_nothing(stack: Stack) -> None:
                         global_position=10**6, namespace_id=ns, data=event.model_dump(mode="json"))  # fmt: skip
     head = await stack.service.store.head_position()
     await stack.service.handle(envelope)
+    await stack.service.idle()
     once = await stack.service.store.head_position()
     await stack.service.handle(envelope)
+    await stack.service.idle()
     assert await stack.service.store.head_position() == once > head
     assert len(await stack.documents(ns, col)) == 2
     assert await stack.vectors.count(view=await stack.view(ns, col)) == 2
+
+
+async def test_objects_are_written_in_chunks_and_a_replayed_chunk_writes_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ns = await stack.namespace()
+    bucket = await stack.bucket(ns)
+    col = await stack.collection(ns, {"type": "bucket", "bucket_id": bucket})
+    await stack.service.idle()
+    envelopes = []
+    for offset, row in enumerate(scifact(5)):
+        event = ObjectStored(object_id=f"obj_{uuid.uuid4().hex[:20]}", bucket_id=bucket, fields=row)
+        envelopes.append(Envelope(event_id=uuid.uuid4(), type=event.type_name, stream_id=ns,
+                                  version=99 + offset, global_position=10**6 + offset,
+                                  namespace_id=ns, data=event.model_dump(mode="json")))  # fmt: skip
+    # The process "crashes" once after the chunk's writes, before the chunk is marked done.
+    finish, crashes = inbox.finish, [RuntimeError("crash after the writes")]
+
+    async def crash_once(store: EventStore, chunk: uuid.UUID) -> None:
+        if crashes:
+            raise crashes.pop()
+        await finish(store, chunk)
+
+    monkeypatch.setattr(inbox, "finish", crash_once)
+    head = await stack.service.store.head_position()
+    lock = stack.service._drain_locks.setdefault(ns, asyncio.Lock())
+    async with lock:  # the five arrive while the namespace's drain is busy: one chunk
+        for envelope in envelopes:
+            await stack.service.handle(envelope)
+    await stack.service.idle()
+    await stack.service.handle(envelopes[0])  # and the bus redelivers one of them
+    await stack.service.idle()
+    written = await stack.service.store.read_all(from_position=head)
+    assert not crashes
+    assert [e.type for e in written] == ["extractor.documents_written"]
+    assert len(written[0].data["documents"]) == 5
+    assert await stack.vectors.count(view=await stack.view(ns, col)) == 5
 
 
 def test_object_text_follows_mappings_and_blobs(tmp_path: object) -> None:
