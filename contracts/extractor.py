@@ -119,7 +119,8 @@ class DocumentsDeleted(Event):
 
 
 class BatchStarted(Event):
-    """A batch (a trigger's full re-processing) began writing into generation ``owner``."""
+    """A batch began writing into generation ``owner``: a trigger's full re-processing into a
+    new generation, or the back-fill of a new collection's existing source into its first."""
 
     type_name: ClassVar[str] = "extractor.batch_started"
 
@@ -128,7 +129,7 @@ class BatchStarted(Event):
     batch_id: str
     task_id: str | None = None
     owner: str
-    kind: Literal["trigger", "ingest"] = "trigger"
+    kind: Literal["trigger", "ingest", "backfill"] = "trigger"
     total: int | None = None
 
 

@@ -56,6 +56,15 @@ class Outcome:
     cache_hits: int = 0
     cache_misses: int = 0
 
+    def drop(self, root_object_ids: set[str]) -> None:
+        """Forget the documents of objects deleted while this outcome was being computed."""
+        if not root_object_ids:
+            return
+        self.documents = [d for d in self.documents if d.root_object_id not in root_object_ids]
+        self.points = [
+            p for p in self.points if p.payload.get("root_object_id") not in root_object_ids
+        ]
+
 
 def document_id(collection_id: str, input_id: str, chunk_index: int) -> str:
     """Deterministic, so a replayed write lands on the same document (idempotent)."""

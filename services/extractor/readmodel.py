@@ -188,7 +188,7 @@ async def _ensure_batch(
         "INSERT INTO ext_batches VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0, 0, 0, '{}') "
         "ON CONFLICT (batch_id) DO NOTHING",
         batch_id, namespace_id, collection_id, task_id, owner, kind,
-        "PROCESSING" if kind == "trigger" else "ACTIVE", total,
+        "ACTIVE" if kind == "ingest" else "PROCESSING", total,
     )  # fmt: skip
 
 
@@ -320,6 +320,6 @@ async def failures(tx: Transaction, batch_id: str) -> list[dict[str, Any]]:
 
 async def running_batches(tx: Transaction) -> list[dict[str, Any]]:
     rows = await tx.fetch(
-        "SELECT * FROM ext_batches WHERE kind = 'trigger' AND status = 'PROCESSING'"
+        "SELECT * FROM ext_batches WHERE kind IN ('trigger', 'backfill') AND status = 'PROCESSING'"
     )
     return [dict(row) for row in rows]

@@ -293,6 +293,34 @@ class ExtractorService:
         await self._append(namespace_id, [registered], _ids(envelope.event_id, "registered"),
                            source=source, causation=envelope.event_id)  # fmt: skip
         await self._open_view(namespace_id, event.collection_id)
+        if not shares:
+            await self._backfill(namespace_id, event.collection_id, envelope.event_id, source)
+
+    async def _backfill(
+        self, namespace_id: str, collection_id: str, cause: uuid.UUID, source: Source
+    ) -> None:
+        """A new collection whose source already holds inputs processes them in a background
+        batch (kind ``backfill``) written straight into its first generation: live objects
+        arrive beside it (same document ids, so an object seen by both is written twice, not
+        duplicated) and deletions are skipped by the batch like a trigger's."""
+        found = await self._known(namespace_id, collection_id)
+        if not await self._has_inputs(namespace_id, found):
+            return
+        batch_id = "bat_" + uuid.uuid5(_BATCH_NS, f"backfill\x00{collection_id}").hex[:20]
+        started = BatchStarted(namespace_id=namespace_id, collection_id=collection_id,
+                               batch_id=batch_id, owner=found["owner"], kind="backfill")  # fmt: skip
+        await self._append(namespace_id, [started], _ids(cause, "backfill"), source=source,
+                           causation=cause)  # fmt: skip
+        self._start_run(namespace_id, collection_id, batch_id)
+
+    async def _has_inputs(self, namespace_id: str, found: dict[str, Any]) -> bool:
+        src = found["source"]
+        if src.get("type") == "bucket":
+            first = await self.sources.bucket_objects(
+                namespace_id=namespace_id, bucket_id=src["bucket_id"], limit=1
+            )
+            return bool(first)
+        return await self._total(namespace_id, found) > 0
 
     async def _open_view(self, namespace_id: str, collection_id: str) -> None:
         """Create (or fork, as recorded) the collection's first view; idempotent."""
@@ -422,10 +450,10 @@ class ExtractorService:
         names: list[str] = []
         targets: list[tuple[dict[str, Any], str, list[str]]] = []
         for found in await self.collections(namespace_id):
-            for owner in [found["owner"], *found["pending"]]:
-                batch_id = _batch_of(owner)
-                if batch_id is not None and owner != found["owner"]:
+            for batch_id, run in self._runs.items():  # running triggers and back-fills skip it
+                if run.get_name() == f"{namespace_id}/{found['collection_id']}":
                     self._deleted.setdefault(batch_id, set()).add(object_id)
+            for owner in [found["owner"], *found["pending"]]:
                 rows_view = await self._row_view(found["space"], owner)
                 async with self.store.transaction() as tx:
                     rows = await readmodel.visible_documents(
@@ -566,9 +594,12 @@ class ExtractorService:
             events: list[Event] = [
                 BatchFinished(namespace_id=namespace_id, collection_id=collection_id,
                               batch_id=batch_id, status="FAILED", result={"error": error}),
-                TaskFinished(task_id=batch["task_id"], status=TaskStatus.FAILED, error=error),
             ]  # fmt: skip
-            await self._append(namespace_id, events, [uuid.uuid4(), uuid.uuid4()])
+            if batch["task_id"] is not None:
+                events.append(
+                    TaskFinished(task_id=batch["task_id"], status=TaskStatus.FAILED, error=error)
+                )
+            await self._append(namespace_id, events, [uuid.uuid4() for _ in events])
             return
         await self._finish_batch(namespace_id, collection_id, batch_id)
 
@@ -584,6 +615,7 @@ class ExtractorService:
             deleted = self._deleted.get(batch_id, set())
             inputs = [item for item in inputs if item.root_object_id not in deleted]
             outcome = await extract(extractor, collection_id, inputs, batch_id=batch_id)
+            outcome.drop(self._deleted.get(batch_id, set()))  # deleted while the model ran
             done += len(inputs)
             key = uuid.uuid5(_BATCH_NS, f"{batch_id}\x00" + "\x00".join(i.input_id for i in inputs))
             written = DocumentsWritten(
@@ -592,10 +624,12 @@ class ExtractorService:
                 model_calls=outcome.model_calls, cache_hits=outcome.cache_hits,
                 cache_misses=outcome.cache_misses,
             )  # fmt: skip
-            progress = TaskProgressed(task_id=task_id, status=TaskStatus.PROCESSING,
-                                      done=min(done, max(total, done)), total=max(total, done))  # fmt: skip
-            position, _ = await self._append(namespace_id, [written, progress],
-                                             _ids(key, "written", "progress"))  # fmt: skip
+            events: list[Event] = [written]
+            if task_id is not None:  # a back-fill has no catalog task; its batch shows progress
+                events.append(TaskProgressed(task_id=task_id, status=TaskStatus.PROCESSING,
+                                             done=min(done, max(total, done)), total=max(total, done)))  # fmt: skip
+            position, *_ = await self._append(namespace_id, events,
+                                              _ids(key, "written", "progress")[: len(events)])  # fmt: skip
             if outcome.points:
                 view = await self.vectors.get_view(space=space_spec(found["space"]), owner=owner)
                 await self.vectors.upsert(view=view, points=outcome.points, position=position)
@@ -615,18 +649,22 @@ class ExtractorService:
             "cache_hit_ratio": round(batch["cache_hits"] / lookups, 4) if lookups else 1.0,
         }  # fmt: skip
         status = TaskStatus.COMPLETED_WITH_ERRORS if failed else TaskStatus.COMPLETED
-        events: list[Event] = [
-            GenerationActivated(
+        named: list[tuple[str, Event]] = [
+            ("finished", BatchFinished(namespace_id=namespace_id, collection_id=collection_id,
+                                       batch_id=batch_id, status=status.value, result=result)),
+        ]  # fmt: skip
+        if batch["kind"] == "trigger":  # a back-fill wrote into the generation already served
+            named.insert(0, ("activated", GenerationActivated(
                 namespace_id=namespace_id, collection_id=collection_id, owner=batch["owner"],
                 previous_owner=found["owner"], batch_id=batch_id,
                 space=VectorSpace.model_validate(found["space"]),
-            ),
-            BatchFinished(namespace_id=namespace_id, collection_id=collection_id,
-                          batch_id=batch_id, status=status.value, result=result),
-            TaskFinished(task_id=batch["task_id"], status=status, result=result),
-        ]  # fmt: skip
-        await self._append(namespace_id, events,
-                           _ids(uuid.uuid5(_BATCH_NS, batch_id), "activated", "finished", "task"))  # fmt: skip
+            )))  # fmt: skip
+        if batch["task_id"] is not None:
+            named.append(
+                ("task", TaskFinished(task_id=batch["task_id"], status=status, result=result))
+            )
+        await self._append(namespace_id, [event for _, event in named],
+                           _ids(uuid.uuid5(_BATCH_NS, batch_id), *(name for name, _ in named)))  # fmt: skip
 
     # ---- documents, batches, retry ---------------------------------------------------------
 
@@ -665,9 +703,7 @@ class ExtractorService:
         returns how many changed (unchanged ones write nothing)."""
         from services.extractor.enrichment import enrich
 
-        return await enrich(
-            self, namespace_id, collection_id, updates, source=source, cause=cause
-        )
+        return await enrich(self, namespace_id, collection_id, updates, source=source, cause=cause)
 
     async def document(self, namespace_id: str, document_id: str) -> dict[str, Any]:
         """A document visible in any collection of the namespace (active generations)."""

@@ -62,3 +62,28 @@ async def test_delete_and_replace_remove_the_old_documents(stack: Stack) -> None
     roots = {d["root_object_id"] for d in docs}
     assert new_id in roots and ids[1] not in roots and len(docs) == 4
     assert await stack.vectors.count(view=await stack.view(ns, col)) == 4
+
+
+async def test_a_collection_on_a_bucket_with_objects_back_fills_them(stack: Stack) -> None:
+    ns = await stack.namespace()
+    bucket = await stack.bucket(ns)
+    before = await stack.objects(ns, bucket, scifact(40))
+    await stack.objects(ns, bucket, [{"title": "no text field here"}])  # fails alone
+    col = await stack.collection(ns, {"type": "bucket", "bucket_id": bucket})
+    after = await stack.objects(ns, bucket, scifact(3, skip=40))  # live, beside the back-fill
+    docs = await stack.wait_documents(ns, col, 43)
+    await stack.service.idle()
+
+    assert {d["root_object_id"] for d in docs} == {*before, *after}
+    assert await stack.vectors.count(view=await stack.view(ns, col)) == 43
+    async with stack.service.store.transaction() as tx:
+        (row,) = await tx.fetch(
+            "SELECT batch_id FROM ext_batches WHERE collection_id = $1 AND kind = $2",
+            col, "backfill",
+        )  # fmt: skip
+    batch = await stack.ok("GET", f"/v1/batches/{row['batch_id']}", namespace=ns)
+    assert batch["status"] == "COMPLETED_WITH_ERRORS"
+    assert batch["documents_written"] >= 40  # the page of live objects may be written twice
+    assert [f["error"] for f in batch["failures"]] == [
+        "no text: the object has no field or blob 'text'"
+    ]
