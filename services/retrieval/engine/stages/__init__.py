@@ -1,6 +1,14 @@
 """Every stage, registered in ``REGISTRY`` on import (one module per stage family)."""
 
-from services.retrieval.engine.stages import attribute, mmr, reduce, rerank, search, sort
+from services.retrieval.engine.stages import (
+    attribute,
+    mmr,
+    reduce,
+    rerank,
+    search,
+    sort,
+    taxonomy_enrich,  # registers taxonomy_enrich
+)
 from services.retrieval.engine.stages.base import (
     REGISTRY,
     PlanContext,
@@ -25,4 +33,5 @@ __all__ = [
     "rerank",
     "search",
     "sort",
+    "taxonomy_enrich",
 ]
