@@ -140,28 +140,30 @@ def serve(
             help="A Qdrant server (default: Qdrant Edge in --data-dir).",
         ),
     ] = None,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: Annotated[str, typer.Option(envvar="OFFSHOOT_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="OFFSHOOT_PORT")] = 8000,
+    role: Annotated[
+        str,
+        typer.Option(
+            envvar="OFFSHOOT_ROLE",
+            help="Services this process runs (comma-separated): catalog, extractor, retrieval, "
+            "evaluation, taxonomy, webhooks, gateway (the HTTP API) or all.",
+        ),
+    ] = "all",
+    bus_prefix: Annotated[
+        str | None,
+        typer.Option(envvar="OFFSHOOT_BUS_PREFIX", help="Prefix of every topic and group."),
+    ] = None,
 ) -> None:
-    """Serve the HTTP API: embedded on --data-dir, or on PostgreSQL + Kafka."""
-    import uvicorn
+    """Serve the HTTP API: embedded on --data-dir, or on PostgreSQL + Kafka, one process per
+    role if you like (see README, Distributed mode). SIGTERM shuts down gracefully."""
+    from offshoot.roles import Settings, serve
 
-    from offshoot.runtime import Runtime
-
-    async def run() -> None:
-        runtime = await Runtime.open(
-            data_dir=data_dir or Path(".offshoot"), store_url=database_url,
-            bus_url=f"kafka://{kafka}" if kafka else None, vectors_url=qdrant_url,
-        )  # fmt: skip
-        try:
-            typer.echo(f"offshoot: serving on http://{host}:{port}")
-            await uvicorn.Server(
-                uvicorn.Config(runtime.asgi, host=host, port=port, log_level="warning")
-            ).serve()
-        finally:
-            await runtime.close()
-
-    asyncio.run(run())
+    settings = Settings.from_env(
+        roles=role, database_url=database_url, kafka=kafka, bus_prefix=bus_prefix,
+        qdrant_url=qdrant_url, data_dir=data_dir, host=host, port=port,
+    )  # fmt: skip
+    asyncio.run(serve(settings, echo=typer.echo))
 
 
 @admin.command("init")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from libs.extractors import InferenceCache
 from libs.http import BodyLimit, install_error_handlers, principal_dependency
 from libs.outbox import OutboxRelay
 from libs.vectors import EdgeVectorStore, VectorStore, open_vector_store
+from offshoot.roles import dormant_extractor, dormant_retrieval, dormant_webhooks, parse_roles
 from services.catalog.commands import CommandGateway
 from services.catalog.resource_routes import resource_router
 from services.catalog.resources import ResourceService
@@ -108,8 +109,10 @@ class Runtime:
         max_body_bytes: int = DEFAULT_MAX_BODY,
         fork_participants: Sequence[str] = PARTICIPANTS,
         extractor_options: Mapping[str, Any] | None = None,
+        roles: Collection[str] | None = None,
     ) -> None:
         self.adapters = adapters
+        self.roles = parse_roles(roles)  # see offshoot/roles.py: what this process consumes
         self.store = adapters.catalog_store
         self.bus = adapters.bus
         self.catalog = CatalogService(self.store, fork_participants=fork_participants)
@@ -141,6 +144,7 @@ class Runtime:
         max_body_bytes: int = DEFAULT_MAX_BODY,
         fork_participants: Sequence[str] = PARTICIPANTS,
         extractor_options: Mapping[str, Any] | None = None,
+        roles: Collection[str] | None = None,
     ) -> Runtime:
         """``fork_participants``: services whose acknowledgement a namespace clone waits for."""
         adapters = await open_adapters(
@@ -149,7 +153,7 @@ class Runtime:
         )  # fmt: skip
         runtime = cls(
             adapters, max_body_bytes=max_body_bytes, fork_participants=fork_participants,
-            extractor_options=extractor_options,
+            extractor_options=extractor_options, roles=roles,
         )  # fmt: skip
         await runtime._start()
         return runtime
@@ -159,21 +163,29 @@ class Runtime:
         await self.bus.ensure_topic(topics.EVENTS, partitions=4)
         await self.bus.ensure_topic(topics.COMMANDS, partitions=4)
         await self.catalog.start()
-        self.webhooks = await install_webhooks(
+        self.webhooks = await (install_webhooks if self.runs("webhooks") else dormant_webhooks)(
             self.app, store=self.store, bus=self.bus, scope_dependency=self._scope
         )
-        self.extractor = await install_extractor(
+        self.extractor = await (install_extractor if self.runs("extractor") else dormant_extractor)(
             self.app, store=self.adapters.extractor_store, vectors=self.adapters.vectors,
             bus=self.bus, sources=self.resources, cache=self.adapters.cache,
             scope_dependency=self._scope, principal_dependency=self._principal,
             **self._extractor_options,
         )  # fmt: skip
-        self.retrieval = await install_retrieval(
+        self.retrieval = await (install_retrieval if self.runs("retrieval") else dormant_retrieval)(
             self.app, store=self.adapters.retrieval_store, bus=self.bus,
             vectors=self.adapters.vectors, cache=self.adapters.cache, directory=self.extractor,
             write_position=self.adapters.extractor_store.head_position,
             scope_dependency=self._scope, principal_dependency=self._principal,
         )  # fmt: skip
+        if self.runs("catalog"):
+            await self._start_catalog()
+
+    def runs(self, role: str) -> bool:
+        """Whether this process consumes, relays and works for ``role`` (all do by default)."""
+        return role in self.roles
+
+    async def _start_catalog(self) -> None:
         await consume_envelopes(self.bus, topics.EVENTS, group="catalog", handler=self._on_event)
         await consume_envelopes(
             self.bus, topics.COMMANDS, group="catalog-commands", handler=self.commands.handle
