@@ -20,6 +20,7 @@ from contracts.tasks import TaskStatus
 from libs.auth import AuthenticationError, PermissionDeniedError
 from libs.errors import ConflictError, InvalidInputError, NotFoundError, OffshootError
 from services.catalog.webhooks.client import Webhooks
+from services.taxonomy.client import Clusters, Taxonomies
 
 _ERRORS: dict[int, type[OffshootError]] = {
     401: AuthenticationError,
@@ -376,6 +377,7 @@ class Client:
         self.batches = Batches(self)
         self.retrievers = Retrievers(self)
         self.aliases = Aliases(self)
+        self.taxonomies, self.clusters = Taxonomies(self), Clusters(self)
 
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str], *, namespace: str | None = None) -> Client:
