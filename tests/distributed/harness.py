@@ -86,7 +86,7 @@ class Cluster:
         )
         self.processes[name] = process
         with process.log.open("ab") as log:
-            process.popen = subprocess.Popen(
+            process.popen = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
                 [sys.executable, "-m", "offshoot.services", process.roles],
                 env=self.environment(process),
                 stdout=log,
@@ -107,7 +107,9 @@ class Cluster:
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.25)
-        raise AssertionError(f"{process.name} not ready in {READY_TIMEOUT} s:\n{process.log_tail()}")
+        raise AssertionError(
+            f"{process.name} not ready in {READY_TIMEOUT} s:\n{process.log_tail()}"
+        )
 
     async def kill(self, name: str) -> None:
         """SIGKILL: no shutdown code runs (offsets, outbox and batches stay as they were)."""
@@ -120,7 +122,7 @@ class Cluster:
     async def restart(self, name: str) -> Process:
         return await self.start(name)
 
-    async def _signal(self, name: str, sig: signal.Signals, *, timeout: float) -> int:
+    async def _signal(self, name: str, sig: signal.Signals, *, timeout: float) -> int:  # noqa: ASYNC109
         process = self.processes[name]
         assert process.popen is not None
         if process.alive():

@@ -1,0 +1,90 @@
+"""Shared steps of the distributed tests: a SciFact bucket and collection through the SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from offshoot.client import Client, Record
+from offshoot.demo import SCHEMA, STATIC, scifact
+
+
+def ingest(client: Client, count: int) -> tuple[Record, Record, list[str]]:
+    """A bucket of ``count`` SciFact abstracts and a minilm-static collection over it; returns
+    the bucket, the collection and the object ids."""
+    bucket = client.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
+    collection = client.collections.create(
+        "abstracts",
+        source={"type": "bucket", "bucket_id": bucket.bucket_id},
+        feature_extractor=STATIC,
+    )
+    rows = list(scifact(count))
+    object_ids: list[str] = []
+    for start in range(0, len(rows), 100):
+        created = client.objects.create_batch(
+            bucket.bucket_id, [{"fields": row} for row in rows[start : start + 100]]
+        )
+        object_ids += [o["object_id"] for o in created["results"]]
+    return bucket, collection, object_ids
+
+
+def documents(client: Client, collection_id: str) -> list[dict[str, Any]]:
+    """Every current document of the collection (all pages)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = client.documents.list(collection_id, limit=1000, offset=len(found))
+        found += page.results
+        if not page.has_more:
+            return found
+
+
+def wait_until(
+    check: Callable[[], Any], what: str, *, timeout: float = 180.0, interval: float = 0.2
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+async def current_documents(store_url: str, collection_id: str) -> list[str]:
+    """The root object id of every current document row of the collection's active generation,
+    read from the extractor's read model in PostgreSQL (no vector store involved), one entry per
+    row: a duplicate document shows up as a repeated id."""
+    from libs.eventstore import open_event_store
+    from offshoot.runtime import _schema_url
+
+    store = await open_event_store(_schema_url(store_url, "extractor"))
+    try:
+        async with store.transaction() as tx:
+            exists = await tx.fetchval("SELECT to_regclass('ext_collections') IS NOT NULL")
+            if not exists:
+                return []
+            rows = await tx.fetch(
+                "SELECT d.root_object_id FROM ext_documents d JOIN ext_collections c "
+                "ON d.owner = (c.body::json ->> 'owner') WHERE c.collection_id = $1 "
+                "AND NOT c.deleted AND d.died IS NULL AND NOT d.deleted",
+                collection_id,
+            )
+    finally:
+        await store.close()
+    return [str(r["root_object_id"]) for r in rows]
+
+
+async def wait_for(check: Callable[[], Any], what: str, *, timeout: float = 180.0) -> Any:  # noqa: ASYNC109
+    """``check`` is a coroutine function; poll it until it returns something truthy."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
