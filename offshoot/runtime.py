@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from contracts import topics
 from contracts.envelope import Envelope
 from contracts.namespaces import NamespaceForkAcknowledged
+from contracts.tasks import TaskCreated
 from libs.bus import Bus, consume_envelopes, open_bus
 from libs.eventstore import EventStore, open_event_store
 from libs.extractors import InferenceCache
@@ -41,10 +42,12 @@ from services.extractor import ExtractorService
 from services.extractor import install as install_extractor
 from services.retrieval import RetrievalService
 from services.retrieval import install as install_retrieval
+from services.taxonomy import TaxonomyService
+from services.taxonomy import install as install_taxonomy
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 # the services that fork their own state when a namespace is cloned
-PARTICIPANTS = ("extractor", "retrieval")
+PARTICIPANTS = ("extractor", "retrieval", "taxonomy")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Adapters:
     catalog_store: EventStore
     extractor_store: EventStore
     retrieval_store: EventStore
+    taxonomy_store: EventStore
     bus: Bus
     vectors: VectorStore
     cache: InferenceCache
@@ -61,6 +65,7 @@ class Adapters:
     async def close(self) -> None:
         await self.vectors.close()
         await self.retrieval_store.close()
+        await self.taxonomy_store.close()
         await self.extractor_store.close()
         await self.catalog_store.close()
         self.cache.close()
@@ -92,13 +97,16 @@ async def open_adapters(
         catalog = await open_event_store(f"sqlite:///{root / 'catalog.sqlite3'}")
         extractor = await open_event_store(f"sqlite:///{root / 'extractor.sqlite3'}")
         retrieval = await open_event_store(f"sqlite:///{root / 'retrieval.sqlite3'}")
+        taxonomy = await open_event_store(f"sqlite:///{root / 'taxonomy.sqlite3'}")
     else:
         catalog = await open_event_store(store_url)
         extractor = await open_event_store(_schema_url(store_url, "extractor"))
         retrieval = await open_event_store(_schema_url(store_url, "retrieval"))
+        taxonomy = await open_event_store(_schema_url(store_url, "taxonomy"))
     vectors = open_vector_store(vectors_url) if vectors_url else EdgeVectorStore(root / "vectors")
     cache = InferenceCache(inference_cache) if inference_cache else InferenceCache.open_default()
-    return Adapters(catalog, extractor, retrieval, open_bus(bus_url or "memory://"), vectors, cache)
+    bus = open_bus(bus_url or "memory://")
+    return Adapters(catalog, extractor, retrieval, taxonomy, bus, vectors, cache)
 
 
 class Runtime:
@@ -128,6 +136,7 @@ class Runtime:
         self.webhooks: WebhookService | None = None
         self.extractor: ExtractorService | None = None
         self.retrieval: RetrievalService | None = None
+        self.taxonomy: TaxonomyService | None = None
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -178,6 +187,11 @@ class Runtime:
             write_position=self.adapters.extractor_store.head_position,
             scope_dependency=self._scope, principal_dependency=self._principal,
         )  # fmt: skip
+        self.taxonomy = await install_taxonomy(
+            self.app, store=self.adapters.taxonomy_store, bus=self.bus, retrieval=self.retrieval,
+            documents=self.extractor, vectors=self.adapters.vectors, start_task=self._start_task,
+            scope_dependency=self._scope,
+        )  # fmt: skip
         if self.runs("catalog"):
             await self._start_catalog()
 
@@ -192,6 +206,11 @@ class Runtime:
         )
         self._tasks.append(asyncio.create_task(OutboxRelay(self.store, self.bus).run(self._stop)))
 
+    async def _start_task(self, created: TaskCreated) -> None:
+        """Register another service's task with the catalog at once (pollable on return)."""
+        async with self.catalog.lock:
+            await self.catalog.append_task(created)
+
     async def _on_event(self, envelope: Envelope) -> None:
         if envelope.type.startswith("task."):
             await self.catalog.apply_task_event(envelope)
@@ -201,7 +220,7 @@ class Runtime:
             )
 
     async def close(self) -> None:
-        for service in (self.webhooks, self.retrieval, self.extractor):
+        for service in (self.webhooks, self.taxonomy, self.retrieval, self.extractor):
             if service is not None:
                 await service.stop()
         self._stop.set()
