@@ -42,6 +42,7 @@ from services.extractor import ExtractorService
 from services.extractor import install as install_extractor
 from services.retrieval import RetrievalService
 from services.retrieval import install as install_retrieval
+from services.retrieval import serve_grpc as serve_retrieval_grpc
 from services.taxonomy import TaxonomyService
 from services.taxonomy import install as install_taxonomy
 
@@ -118,8 +119,12 @@ class Runtime:
         fork_participants: Sequence[str] = PARTICIPANTS,
         extractor_options: Mapping[str, Any] | None = None,
         roles: Collection[str] | None = None,
+        grpc_port: int | None = None,
     ) -> None:
+        """``grpc_port``: also serve retrieval ``Execute`` over gRPC (0 = any free port, read
+        ``runtime.retrieval.grpc_port``); off when None."""
         self.adapters = adapters
+        self._grpc_port = grpc_port
         self.roles = parse_roles(roles)  # see offshoot/roles.py: what this process consumes
         self.store = adapters.catalog_store
         self.bus = adapters.bus
@@ -154,6 +159,7 @@ class Runtime:
         fork_participants: Sequence[str] = PARTICIPANTS,
         extractor_options: Mapping[str, Any] | None = None,
         roles: Collection[str] | None = None,
+        grpc_port: int | None = None,
     ) -> Runtime:
         """``fork_participants``: services whose acknowledgement a namespace clone waits for."""
         adapters = await open_adapters(
@@ -162,7 +168,7 @@ class Runtime:
         )  # fmt: skip
         runtime = cls(
             adapters, max_body_bytes=max_body_bytes, fork_participants=fork_participants,
-            extractor_options=extractor_options, roles=roles,
+            extractor_options=extractor_options, roles=roles, grpc_port=grpc_port,
         )  # fmt: skip
         await runtime._start()
         return runtime
@@ -187,6 +193,11 @@ class Runtime:
             write_position=self.adapters.extractor_store.head_position,
             scope_dependency=self._scope, principal_dependency=self._principal,
         )  # fmt: skip
+        if self._grpc_port is not None:
+            await serve_retrieval_grpc(
+                self.retrieval, scope_dependency=self._scope,
+                principal_dependency=self._principal, port=self._grpc_port,
+            )  # fmt: skip
         self.taxonomy = await install_taxonomy(
             self.app, store=self.adapters.taxonomy_store, bus=self.bus, retrieval=self.retrieval,
             documents=self.extractor, vectors=self.adapters.vectors, start_task=self._start_task,

@@ -148,6 +148,8 @@ class RetrievalService:
         self._stop = asyncio.Event()
         self._relay: asyncio.Task[None] | None = None
         self._shadows: set[asyncio.Task[None]] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.grpc_port: int | None = None  # set by ``install`` when gRPC is served
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -156,7 +158,13 @@ class RetrievalService:
         self._relay = asyncio.create_task(OutboxRelay(self.store, self.bus).run(self._stop))
         await consume_envelopes(self.bus, topics.EVENTS, group=GROUP, handler=self.handle)
 
+    def close_with(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run ``closer`` first when the service stops (a front end serving it, e.g. gRPC)."""
+        self._closers.append(closer)
+
     async def stop(self) -> None:
+        for closer in self._closers:
+            await closer()
         self._stop.set()
         for shadow in list(self._shadows):  # comparisons in flight are dropped, not awaited
             shadow.cancel()

@@ -1,0 +1,1 @@
+"""protoc output for contracts/retrieval.proto; do not edit."""
