@@ -39,7 +39,7 @@ async def _papers(api: Api, count: int) -> tuple[str, str]:
                 "feature_extractor": STATIC,
                 "source": {"type": "bucket", "bucket_id": bucket},
             },
-        )  # fmt: skip
+        )
     )["collection_id"]
     rows = scifact(count)
     for start in range(0, count, 500):
