@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ async def test_killing_the_extractor_mid_batch_loses_and_duplicates_nothing(
             await vectors.close()
 
 
-async def _collection_body(store_url: str, collection_id: str) -> dict[str, object]:
+async def _collection_body(store_url: str, collection_id: str) -> dict[str, Any]:
     import json
 
     from libs.eventstore import open_event_store
@@ -74,5 +75,5 @@ async def _collection_body(store_url: str, collection_id: str) -> dict[str, obje
             )
     finally:
         await store.close()
-    parsed: dict[str, object] = json.loads(body)
+    parsed: dict[str, Any] = json.loads(body)
     return parsed
