@@ -38,6 +38,8 @@ from services.catalog.routes import scope_dependency
 from services.catalog.service import CatalogService
 from services.catalog.webhooks import WebhookService
 from services.catalog.webhooks import install as install_webhooks
+from services.evaluation import EvaluationService
+from services.evaluation import install as install_evaluation
 from services.extractor import ExtractorService
 from services.extractor import install as install_extractor
 from services.retrieval import RetrievalService
@@ -48,7 +50,7 @@ from services.taxonomy import install as install_taxonomy
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 # the services that fork their own state when a namespace is cloned
-PARTICIPANTS = ("extractor", "retrieval", "taxonomy")
+PARTICIPANTS = ("extractor", "retrieval", "taxonomy", "evaluation")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Adapters:
     extractor_store: EventStore
     retrieval_store: EventStore
     taxonomy_store: EventStore
+    evaluation_store: EventStore
     bus: Bus
     vectors: VectorStore
     cache: InferenceCache
@@ -67,6 +70,7 @@ class Adapters:
         await self.vectors.close()
         await self.retrieval_store.close()
         await self.taxonomy_store.close()
+        await self.evaluation_store.close()
         await self.extractor_store.close()
         await self.catalog_store.close()
         self.cache.close()
@@ -99,15 +103,17 @@ async def open_adapters(
         extractor = await open_event_store(f"sqlite:///{root / 'extractor.sqlite3'}")
         retrieval = await open_event_store(f"sqlite:///{root / 'retrieval.sqlite3'}")
         taxonomy = await open_event_store(f"sqlite:///{root / 'taxonomy.sqlite3'}")
+        evaluation = await open_event_store(f"sqlite:///{root / 'evaluation.sqlite3'}")
     else:
         catalog = await open_event_store(store_url)
         extractor = await open_event_store(_schema_url(store_url, "extractor"))
         retrieval = await open_event_store(_schema_url(store_url, "retrieval"))
         taxonomy = await open_event_store(_schema_url(store_url, "taxonomy"))
+        evaluation = await open_event_store(_schema_url(store_url, "evaluation"))
     vectors = open_vector_store(vectors_url) if vectors_url else EdgeVectorStore(root / "vectors")
     cache = InferenceCache(inference_cache) if inference_cache else InferenceCache.open_default()
     bus = open_bus(bus_url or "memory://")
-    return Adapters(catalog, extractor, retrieval, taxonomy, bus, vectors, cache)
+    return Adapters(catalog, extractor, retrieval, taxonomy, evaluation, bus, vectors, cache)
 
 
 class Runtime:
@@ -142,6 +148,7 @@ class Runtime:
         self.extractor: ExtractorService | None = None
         self.retrieval: RetrievalService | None = None
         self.taxonomy: TaxonomyService | None = None
+        self.evaluation: EvaluationService | None = None
         self.asgi = BodyLimit(self.app, max_bytes=max_body_bytes)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,6 +210,11 @@ class Runtime:
             documents=self.extractor, vectors=self.adapters.vectors, start_task=self._start_task,
             scope_dependency=self._scope,
         )  # fmt: skip
+        self.evaluation = await install_evaluation(
+            self.app, store=self.adapters.evaluation_store, bus=self.bus,
+            retrieval=self.retrieval, directory=self.extractor, start_task=self._start_task,
+            scope_dependency=self._scope,
+        )  # fmt: skip
         if self.runs("catalog"):
             await self._start_catalog()
 
@@ -231,7 +243,13 @@ class Runtime:
             )
 
     async def close(self) -> None:
-        for service in (self.webhooks, self.taxonomy, self.retrieval, self.extractor):
+        for service in (
+            self.evaluation,
+            self.webhooks,
+            self.taxonomy,
+            self.retrieval,
+            self.extractor,
+        ):
             if service is not None:
                 await service.stop()
         self._stop.set()
