@@ -1,6 +1,8 @@
-"""The extractor end to end on the embedded stack: the real catalog (``Runtime``) with the
-extractor installed on the same bus, its own SQLite store, Qdrant Edge and an inference cache
-in a temporary directory. Everything goes through HTTP, as a user would."""
+"""The extractor end to end on both stacks: the real catalog (``Runtime``) with the extractor
+installed on the same bus, its own store, Qdrant Edge and an inference cache in a temporary
+directory. ``embedded`` is SQLite + the in-process bus, ``distributed`` PostgreSQL + Kafka (run
+when ``OFFSHOOT_DATABASE_URL``/``OFFSHOOT_KAFKA`` are set): one suite, every assertion the same.
+Everything goes through HTTP, as a user would."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from libs.sources import SourceObject
 from libs.vectors import EdgeVectorStore, View
 from offshoot.runtime import Runtime
 from services.extractor import ExtractorService
+from tests.infra import kafka_servers, postgres_schema
 
 SCIFACT = scifact_dir() / "corpus.jsonl.gz"
 STATIC = {"feature_extractor_name": "minilm-static", "version": "v1"}
@@ -139,13 +142,26 @@ class Stack:
         return await self.service.active_view(ns, collection)
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+@pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.integration)])
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
     """The runtime with its built-in extractor; the catalog's source reader is gated."""
-    runtime = await Runtime.open(
-        data_dir=tmp_path, inference_cache=tmp_path / "inference-cache.sqlite3",
-        extractor_options={"page_size": 32},
-    )  # fmt: skip
+    options: dict[str, Any] = {
+        "data_dir": tmp_path, "inference_cache": tmp_path / "inference-cache.sqlite3",
+        "extractor_options": {"page_size": 32},
+    }  # fmt: skip
+    if request.param == "embedded":
+        async for stack in _stack(options):
+            yield stack
+        return
+    servers = kafka_servers()
+    async with postgres_schema("extractor") as url:
+        async for stack in _stack({**options, "store_url": url, "bus_url": f"kafka://{servers}"}):
+            yield stack
+
+
+async def _stack(options: dict[str, Any]) -> AsyncIterator[Stack]:
+    runtime = await Runtime.open(**options)
+    tmp_path = options["data_dir"]
     service = runtime.extractor
     assert service is not None
     sources = GatedSources(service.sources)

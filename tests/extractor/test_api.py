@@ -84,7 +84,8 @@ async def test_objects_are_written_in_chunks_and_a_replayed_chunk_writes_nothing
     ns = await stack.namespace()
     bucket = await stack.bucket(ns)
     col = await stack.collection(ns, {"type": "bucket", "bucket_id": bucket})
-    await stack.service.idle()
+    while await stack.service.collection(ns, col) is None:  # noqa: ASYNC110 (the bus hop)
+        await asyncio.sleep(0.01)
     envelopes = []
     for offset, row in enumerate(scifact(5)):
         event = ObjectStored(object_id=f"obj_{uuid.uuid4().hex[:20]}", bucket_id=bucket, fields=row)
