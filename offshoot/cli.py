@@ -317,3 +317,8 @@ def tasks_list(
     """List recent tasks."""
     with connect(data_dir, url, api_key) as client:
         show(client.tasks.list(), TASK_COLUMNS, as_json)
+
+
+from services.evaluation.cli import register as register_evaluation  # noqa: E402 (needs the above)
+
+register_evaluation(app)

@@ -20,6 +20,14 @@ from contracts.tasks import TaskStatus
 from libs.auth import AuthenticationError, PermissionDeniedError
 from libs.errors import ConflictError, InvalidInputError, NotFoundError, OffshootError
 from services.catalog.webhooks.client import Webhooks
+from services.evaluation.client import (
+    Benchmarks,
+    CollectionDiff,
+    Datasets,
+    Evaluations,
+    Interactions,
+)
+from services.evaluation.client import attach as attach_evaluation
 from services.taxonomy.client import Clusters, Taxonomies
 
 _ERRORS: dict[int, type[OffshootError]] = {
@@ -166,6 +174,8 @@ class Objects(_Group):
 
 
 class Collections(_Group):
+    diff: CollectionDiff  # services/evaluation/client.py
+
     def create(
         self,
         collection_name: str,
@@ -240,6 +250,9 @@ class Batches(_Group):
 
 
 class Retrievers(_Group):
+    evaluations: Evaluations  # services/evaluation/client.py
+    benchmarks: Benchmarks
+
     def create(self, retriever_name: str, *, collection_identifiers: list[str], stages: list[dict[str, Any]],
                input_schema: dict[str, Any] | None = None, description: str = "") -> Record:  # fmt: skip
         """A stage pipeline (seed shape: ``{stage_name, stage_type, config: {stage_id, parameters}}``)."""
@@ -354,6 +367,9 @@ class Keys(_Group):
 
 
 class Client:
+    datasets: Datasets  # services/evaluation/client.py
+    interactions: Interactions
+
     def __init__(
         self, base_url: str, api_key: str, *, namespace: str | None = None, timeout: float = 60.0
     ) -> None:
@@ -377,6 +393,7 @@ class Client:
         self.batches = Batches(self)
         self.retrievers = Retrievers(self)
         self.aliases = Aliases(self)
+        attach_evaluation(self)  # datasets, interactions, retrievers.evaluations/benchmarks
         self.taxonomies, self.clusters = Taxonomies(self), Clusters(self)
 
     @classmethod
