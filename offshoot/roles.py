@@ -39,10 +39,15 @@ from libs.sources import SourceReader
 from libs.vectors import VectorStore
 from services.catalog.webhooks.routes import ScopeLike, webhook_router
 from services.catalog.webhooks.service import WebhookService
+from services.evaluation.routes import evaluation_router
+from services.evaluation.service import EvaluationService
 from services.extractor.routes import extractor_router
 from services.extractor.service import ExtractorService
+from services.retrieval.engine.stages import taxonomy_enrich
 from services.retrieval.routes import retrieval_router
 from services.retrieval.service import CollectionDirectory, RetrievalService
+from services.taxonomy.routes import taxonomy_router
+from services.taxonomy.service import TaxonomyService
 
 if TYPE_CHECKING:
     from offshoot.runtime import Runtime
@@ -129,6 +134,42 @@ async def dormant_retrieval(
     )  # fmt: skip
     if scope_dependency is not None:
         app.include_router(retrieval_router(service, scope_dependency, principal_dependency))
+    await service._catch_up()
+    return service
+
+
+async def dormant_taxonomy(
+    app: FastAPI,
+    *,
+    store: EventStore,
+    bus: Bus,
+    scope_dependency: Callable[..., Awaitable[Any]] | None = None,
+    **options: Any,
+) -> TaxonomyService:
+    """Routes, read model and the ``taxonomy_enrich`` stage (a retriever executed here may
+    use it): applies and fork copies started here run here, but the taxonomy role's processes
+    consume its events and relay its outbox."""
+    service = TaxonomyService(store, bus, **options)
+    if scope_dependency is not None:
+        app.include_router(taxonomy_router(service, scope_dependency))
+    taxonomy_enrich.install(service.enrich_payloads)
+    await service._catch_up()
+    return service
+
+
+async def dormant_evaluation(
+    app: FastAPI,
+    *,
+    store: EventStore,
+    bus: Bus,
+    scope_dependency: Callable[..., Awaitable[Any]] | None = None,
+    **options: Any,
+) -> EvaluationService:
+    """Routes and read model: evaluations started through this process's API run here; the
+    evaluation role's processes consume its events and relay its outbox."""
+    service = EvaluationService(store, bus, **options)
+    if scope_dependency is not None:
+        app.include_router(evaluation_router(service, scope_dependency))
     await service._catch_up()
     return service
 

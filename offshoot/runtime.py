@@ -29,7 +29,14 @@ from libs.extractors import InferenceCache
 from libs.http import BodyLimit, install_error_handlers, principal_dependency
 from libs.outbox import OutboxRelay
 from libs.vectors import EdgeVectorStore, VectorStore, open_vector_store
-from offshoot.roles import dormant_extractor, dormant_retrieval, dormant_webhooks, parse_roles
+from offshoot.roles import (
+    dormant_evaluation,
+    dormant_extractor,
+    dormant_retrieval,
+    dormant_taxonomy,
+    dormant_webhooks,
+    parse_roles,
+)
 from services.catalog.commands import CommandGateway
 from services.catalog.resource_routes import resource_router
 from services.catalog.resources import ResourceService
@@ -205,12 +212,14 @@ class Runtime:
                 self.retrieval, scope_dependency=self._scope,
                 principal_dependency=self._principal, port=self._grpc_port,
             )  # fmt: skip
-        self.taxonomy = await install_taxonomy(
+        self.taxonomy = await (install_taxonomy if self.runs("taxonomy") else dormant_taxonomy)(
             self.app, store=self.adapters.taxonomy_store, bus=self.bus, retrieval=self.retrieval,
             documents=self.extractor, vectors=self.adapters.vectors, start_task=self._start_task,
             scope_dependency=self._scope,
         )  # fmt: skip
-        self.evaluation = await install_evaluation(
+        self.evaluation = await (
+            install_evaluation if self.runs("evaluation") else dormant_evaluation
+        )(
             self.app, store=self.adapters.evaluation_store, bus=self.bus,
             retrieval=self.retrieval, directory=self.extractor, start_task=self._start_task,
             scope_dependency=self._scope,
