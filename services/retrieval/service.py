@@ -24,7 +24,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -77,7 +79,10 @@ log = logging.getLogger("offshoot.retrieval")
 
 GROUP = "retrieval"
 RESOLVE_WAIT_SECONDS = 5.0  # a collection created a moment ago may not be registered yet
+PLAN_CACHE_SIZE = 512
 MAX_PENDING_SHADOWS = 64  # beyond this, shadow runs are skipped: they must never queue up work
+# The collections' owner's head as ``execute`` read it, for the signatures of that request.
+_request_head: ContextVar[int | None] = ContextVar("retrieval_request_head", default=None)
 Variant = Literal["primary", "canary"]
 VariantKind = Literal["canary", "shadow"]
 VARIANTS: tuple[VariantKind, ...] = ("canary", "shadow")
@@ -149,6 +154,10 @@ class RetrievalService:
         self._relay: asyncio.Task[None] | None = None
         self._shadows: set[asyncio.Task[None]] = set()
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._plans: OrderedDict[tuple[str, tuple[Any, ...]], Plan] = OrderedDict()
+        self._resolved: OrderedDict[
+            tuple[str, str], tuple[tuple[int, int], dict[str, Any], Plan]
+        ] = OrderedDict()
         self.grpc_port: int | None = None  # set by ``install`` when gRPC is served
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -190,7 +199,9 @@ class RetrievalService:
 
     async def _signature(self, collection: CollectionRef) -> str:
         assert self._write_position is not None
-        position = await self._write_position()
+        position = _request_head.get()  # read once per request by ``execute``
+        if position is None:
+            position = await self._write_position()
         return collection_signature(
             document_count=0,  # not read per query: any write moves ``position``
             last_position=position,
@@ -245,16 +256,29 @@ class RetrievalService:
         collection_ids: Sequence[str],
         input_schema: dict[str, Any] | None,
     ) -> Plan:
+        """The engine's plan, reused while the collections' views are unchanged: a retriever id
+        names one immutable pipeline, so (id, views) determines the plan, and planning (stage
+        and schema validation) is most of a cache hit's cost otherwise."""
+        refs = tuple(await self._refs(namespace_id, collection_ids))
+        key = (retriever_id, tuple((r.collection_id, tuple(r.views.items())) for r in refs))
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+            return plan
         definition = RetrieverDefinition(
             retriever_id=retriever_id,
             stages=parse_stages(stages),
-            collections=tuple(await self._refs(namespace_id, collection_ids)),
+            collections=refs,
             input_schema=input_schema,
         )
         try:
-            return self.engine.plan(definition)
+            plan = self.engine.plan(definition)
         except NotFoundError as unknown:  # an unknown stage id is a mistake in the body
             raise InvalidInputError(str(unknown)) from None
+        self._plans[key] = plan
+        while len(self._plans) > PLAN_CACHE_SIZE:
+            self._plans.popitem(last=False)
+        return plan
 
     # ---- retrievers --------------------------------------------------------------------------
 
@@ -390,10 +414,37 @@ class RetrievalService:
         *,
         limit: int | None = None,
     ) -> dict[str, Any]:
+        if self._write_position is None:
+            found = await self.retriever(namespace_id, identifier)
+            plan = await self._definition_plan(namespace_id, found)
+            return _presented(await self.engine.execute(plan, inputs), found, limit)
+        heads = (await self.store.head_position(), await self._write_position())
+        token = _request_head.set(heads[1])
+        try:
+            found, plan = await self._resolve(namespace_id, identifier, heads)
+            result = await self.engine.execute(plan, inputs)
+        finally:
+            _request_head.reset(token)
+        return _presented(result, found, limit)
+
+    async def _resolve(
+        self, namespace_id: str, identifier: str, heads: tuple[int, int]
+    ) -> tuple[dict[str, Any], Plan]:
+        """The retriever and its plan, reused while neither this service's store nor the
+        collections' owner has written since (``heads``): every retriever change and every
+        vector write is preceded by an event in one of them. This is what keeps a cache hit
+        to two head reads instead of five read-model queries."""
+        key = (namespace_id, identifier)
+        memo = self._resolved.get(key)
+        if memo is not None and memo[0] == heads:
+            self._resolved.move_to_end(key)
+            return memo[1], memo[2]
         found = await self.retriever(namespace_id, identifier)
         plan = await self._definition_plan(namespace_id, found)
-        result = await self.engine.execute(plan, inputs)
-        return _presented(result, found, limit)
+        self._resolved[key] = (heads, found, plan)
+        while len(self._resolved) > PLAN_CACHE_SIZE:
+            self._resolved.popitem(last=False)
+        return found, plan
 
     def stages(self) -> list[dict[str, Any]]:
         return [description.model_dump(mode="json") for description in self.engine.stages()]

@@ -29,6 +29,7 @@ def test_every_stage_is_listed_with_its_schema(engine: RetrievalEngine) -> None:
         "limit",
         "sample",
         "deduplicate",
+        "taxonomy_enrich",  # registered by services/retrieval/engine/stages/taxonomy_enrich.py
     }
     assert listed["feature_search"].stage_type == "filter"
     assert listed["mmr"].stage_type == "sort"

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 from pydantic import JsonValue
 
 from libs.errors import InvalidInputError
@@ -30,6 +29,7 @@ from libs.extractors import (
 from libs.extractors.cache import content_hash
 from libs.vectors import VectorStore
 from services.retrieval.engine.cache import LruCache, SignatureFn, stable_key
+from services.retrieval.engine.inputs import check_inputs, declared_inputs
 from services.retrieval.engine.models import (
     CacheReport,
     Candidate,
@@ -124,7 +124,7 @@ class RetrievalEngine:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise InvalidInputError(f"stages: stage names must be unique, repeated: {duplicates}")
-        input_names = _declared_inputs(retriever.input_schema)
+        input_names = declared_inputs(retriever.input_schema)
         built = [self._registry.build(spec) for spec in retriever.stages]
         first = built[0]
         if first.stage_type != "filter":
@@ -173,7 +173,7 @@ class RetrievalEngine:
         if isinstance(plan, RetrieverDefinition):
             plan = self.plan(plan)
         retriever = plan.retriever
-        _check_inputs(retriever.input_schema, inputs)
+        check_inputs(retriever.input_schema, inputs)
         signatures = await self._signatures(plan)
         execution_key = None
         if signatures is not None:
@@ -275,28 +275,6 @@ class RetrievalEngine:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
-
-
-def _declared_inputs(schema: Mapping[str, Any] | None) -> frozenset[str] | None:
-    if schema is None:
-        return None
-    try:
-        jsonschema.Draft202012Validator.check_schema(dict(schema))
-    except jsonschema.SchemaError as error:
-        raise InvalidInputError(f"input_schema: not a valid JSON Schema: {error.message}") from None
-    properties = schema.get("properties", {})
-    return frozenset(properties) if isinstance(properties, dict) else frozenset()
-
-
-def _check_inputs(schema: Mapping[str, Any] | None, inputs: Mapping[str, JsonValue]) -> None:
-    if schema is None:
-        return
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(dict(schema)).iter_errors(dict(inputs))
-    )
-    if error is not None:
-        where = "inputs" + "".join(f"[{p!r}]" for p in error.absolute_path)
-        raise InvalidInputError(f"{where}: {error.message}")
 
 
 def _push_down(stages: list[Stage[Any]]) -> list[Stage[Any]]:
