@@ -171,3 +171,19 @@ class DocumentsEnriched(Event):
     owner: str
     source: str = Field(description="what enriched them, e.g. a taxonomy or cluster id")
     documents: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class ViewMaterialised(Event):
+    """A fork's inherited, still visible documents were copied into a generation of its own
+    (``<owner>~<this event's position>``): the vector store drops the view's masks and inherited
+    segments, and the document read model copies the same rows, so both read the same."""
+
+    type_name: ClassVar[str] = "extractor.view_materialised"
+
+    namespace_id: str
+    collection_id: str
+    owner: str
+    segments: list[tuple[str, int | None]] = Field(
+        description="the view's segments (owner, upto) before: what the copy reads"
+    )
+    task_id: str | None = None

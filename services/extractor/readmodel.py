@@ -25,9 +25,11 @@ from contracts.extractor import (
     ExtractorCollectionRegistered,
     ExtractorNamespaceRegistered,
     GenerationActivated,
+    ViewMaterialised,
 )
 from libs.event_codec import from_recorded
 from libs.eventstore import RecordedEvent, TableProjection, Transaction
+from libs.vectors.views import generation_owner
 from libs.views import Segment as RowSegment
 from libs.views import View as RowView
 from libs.views import visible_rows
@@ -129,6 +131,8 @@ class ExtractorProjection(TableProjection):
                         tx, e.namespace_id, e.collection_id,
                         lambda body: body.update(pending=sorted({*body["pending"], e.owner})),
                     )  # fmt: skip
+            case ViewMaterialised() as e:
+                await _materialised(tx, e, position)
             case GenerationActivated() as e:
 
                 def activate(body: dict[str, Any], e: GenerationActivated = e) -> None:
@@ -189,6 +193,22 @@ async def _ensure_batch(
         "ON CONFLICT (batch_id) DO NOTHING",
         batch_id, namespace_id, collection_id, task_id, owner, kind,
         "ACTIVE" if kind == "ingest" else "PROCESSING", total,
+    )  # fmt: skip
+
+
+async def _materialised(tx: Transaction, e: ViewMaterialised, position: int) -> None:
+    """Copy the inherited rows the view saw into its generation, as the vector store copies
+    the inherited points (own live rows stay where they are)."""
+    sql, params = visible_rows("ext_documents", "document_id", row_view(e.segments, e.owner))
+    generation = generation_owner(e.owner, position)
+    await tx.executemany(
+        "INSERT INTO ext_documents VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8)",
+        [
+            (generation, position, False, row["document_id"], row["root_object_id"],
+             row["source_document_id"], row["batch_id"], row["body"])
+            for row in await tx.fetch(sql, *params)
+            if row["owner"] != e.owner
+        ],
     )  # fmt: skip
 
 

@@ -83,6 +83,15 @@ def extractor_router(
         scope.principal.require(Permission.READ)
         return await service.lineage(scope.namespace_id, document_id)
 
+    @api.post("/collections/{collection_id}/materialise", tags=["collections"], status_code=202)
+    async def materialise_collection(collection_id: str, scope: InScope) -> dict[str, Any]:
+        """Copy a cloned collection's inherited documents into storage of its own (``mode=copy``)
+        as a background task; it reads the same throughout. The reply names the task."""
+        scope.principal.require(Permission.WRITE)
+        return await service.materialise(
+            scope.namespace_id, collection_id, organization_id=scope.principal.organization_id
+        )
+
     @api.get("/batches/{batch_id}", tags=["batches"])
     async def get_batch(batch_id: str, scope: InScope) -> dict[str, Any]:
         scope.principal.require(Permission.READ)

@@ -39,15 +39,16 @@ from contracts.extractor import (
     ExtractorNamespaceRegistered,
     GenerationActivated,
     VectorSpace,
+    ViewMaterialised,
 )
 from contracts.namespaces import NamespaceForkAcknowledged, NamespaceForked
-from contracts.tasks import TaskFinished, TaskProgressed, TaskStatus
+from contracts.tasks import TaskCreated, TaskFinished, TaskProgressed, TaskStatus
 from libs.bus import Bus, consume_envelopes
 from libs.errors import ConflictError, NotFoundError
 from libs.event_codec import to_new_event
 from libs.eventstore import EventStore, ProjectionRunner
 from libs.extractors import CachedExtractor, InferenceCache, get_extractor
-from libs.ids import derive
+from libs.ids import derive, new_id
 from libs.outbox import OutboxRelay
 from libs.sources import SourceReader
 from libs.vectors import SpaceSpec, VectorStore, View
@@ -473,7 +474,9 @@ class ExtractorService:
                                        source=source, causation=cause)  # fmt: skip
         for (found, owner, ids), position in zip(targets, positions, strict=True):
             target = await self._view(found["space"], owner)
-            await self.vectors.delete(view=target, document_ids=ids, position=position)
+            target = await self.vectors.delete(view=target, document_ids=ids, position=position)
+            if owner == found["owner"] and self.vectors.needs_materialise(target):
+                self._start_materialise(namespace_id, found["collection_id"], task_id=None)
 
     async def _on_collection_deleted(
         self, namespace_id: str, event: CollectionDeleted, envelope: Envelope, source: Source
@@ -787,6 +790,84 @@ class ExtractorService:
             await self._append(namespace_id, [finished], [uuid.uuid4()])
             after = await self.batch(namespace_id, batch_id)
         return after | {"retried": len(wanted)}
+
+    # ---- materialisation of forks -------------------------------------------------------------
+
+    async def materialise(
+        self, namespace_id: str, collection_id: str, *, organization_id: str
+    ) -> dict[str, Any]:
+        """Start copying the collection's inherited documents into a generation of its own, as
+        a task (``mode=copy``): afterwards it reads the same without its parent's points."""
+        found = await self._known(namespace_id, collection_id)
+        total = await self.vectors.count(view=await self._view(found["space"], found["owner"]))
+        task_id = new_id("tsk")
+        created = TaskCreated(task_id=task_id, namespace_id=namespace_id,
+                              organization_id=organization_id, kind="collection.materialise",
+                              resource_id=collection_id, total=total)  # fmt: skip
+        await self._append(namespace_id, [created], [uuid.uuid4()])
+        self._start_materialise(namespace_id, collection_id, task_id=task_id)
+        return {
+            "task_id": task_id,
+            "status": TaskStatus.PENDING.value,
+            "collection_id": collection_id,
+        }
+
+    def _start_materialise(
+        self, namespace_id: str, collection_id: str, *, task_id: str | None
+    ) -> None:
+        """Run in the background, one at a time per collection (automatic starts coalesce)."""
+        key = f"materialise:{namespace_id}:{collection_id}"
+        if key in self._runs and task_id is None:
+            return
+        previous = self._runs.get(key)
+        task = asyncio.create_task(
+            self._materialise(namespace_id, collection_id, task_id, previous), name=key
+        )
+        self._runs[key] = task
+        task.add_done_callback(lambda _: self._finished_run(key, task))
+
+    async def _materialise(
+        self,
+        namespace_id: str,
+        collection_id: str,
+        task_id: str | None,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        found = await self._known(namespace_id, collection_id)
+        view = await self._view(found["space"], found["owner"])
+        total = await self.vectors.count(view=view)
+        progress: list[Event] = []
+        if task_id is not None:
+            progress.append(TaskProgressed(task_id=task_id, status=TaskStatus.PROCESSING,
+                                           done=0, total=total))  # fmt: skip
+        try:
+            if all(s.live for s in view.segments) and not view.masked:
+                result = {"collection_id": collection_id, "points": total, "points_after": total}
+            else:
+                event = ViewMaterialised(namespace_id=namespace_id, collection_id=collection_id,
+                                         owner=view.owner, task_id=task_id,
+                                         segments=[(s.owner, s.upto) for s in view.segments])  # fmt: skip
+                *_, position = await self._append(
+                    namespace_id,
+                    [*progress, event],
+                    [uuid.uuid4() for _ in range(len(progress) + 1)],
+                )
+                after = await self.vectors.materialise(view=view, position=position)
+                result = {"collection_id": collection_id, "points": total, "position": position,
+                          "points_after": await self.vectors.count(view=after)}  # fmt: skip
+        except Exception as failure:
+            log.exception("materialisation of %s failed", collection_id)
+            if task_id is not None:
+                error = f"{type(failure).__name__}: {failure}"
+                failed = TaskFinished(task_id=task_id, status=TaskStatus.FAILED, error=error)
+                await self._append(namespace_id, [failed], [uuid.uuid4()])
+            return
+        if task_id is not None:
+            done = TaskFinished(task_id=task_id, status=TaskStatus.COMPLETED, result=result)
+            await self._append(namespace_id, [done], [uuid.uuid4()])
 
     # ---- namespace clones --------------------------------------------------------------------
 

@@ -93,3 +93,64 @@ async def test_namespace_clone_forks_vectors_both_ways_isolated(stack: Stack) ->
             view=await stack.view(parent, col), query=vector, top_k=25
         )
         assert row["_id"] not in {h.payload["_id"] for h in hits}
+
+
+async def _clone_with_masks(stack: Stack, name: str) -> tuple[str, str, list[str]]:
+    """A namespace with 12 documents cloned; in the clone 2 inherited objects are deleted (masks)
+    and 1 object is added. Returns the clone, its collection and the clone's object ids."""
+    parent = await stack.namespace(f"{name}-prod")
+    bucket = await stack.bucket(parent)
+    col = await stack.collection(parent, {"type": "bucket", "bucket_id": bucket})
+    ids = await stack.objects(parent, bucket, scifact(12))
+    await stack.wait_documents(parent, col, 12)
+    body = {"namespace_name": f"{name}-staging"}
+    clone = await stack.ok("POST", f"/v1/namespaces/{name}-prod/clone", json=body)
+    assert (await stack.wait_task(clone["task_id"]))["status"] == "COMPLETED"
+    staging = (await stack.ok("GET", f"/v1/namespaces/{name}-staging"))["namespace_id"]
+    clone_col = derive(staging, col)
+    await stack.wait_documents(staging, clone_col, 12)
+    for object_id in ids[:2]:
+        await stack.ok("DELETE", f"/v1/objects/{object_id}", namespace=staging)
+    await stack.objects(staging, derive(staging, bucket), scifact(1, skip=40))
+    await stack.wait_documents(staging, clone_col, 11)
+    return staging, clone_col, ids
+
+
+async def _reads(stack: Stack, ns: str, col: str) -> tuple[list[tuple[str, str]], list[list[str]]]:
+    """What a user sees: every document (id, text) and the top 5 of three searches."""
+    docs = sorted((d["document_id"], d["text"]) for d in await stack.documents(ns, col))
+    extractor = stack.service.extractor_for(STATIC)
+    tops = []
+    for row in scifact(3, skip=5):
+        (query,) = extractor.embed([row["text"]], role="query")
+        vector = DenseVector(
+            feature_uri=extractor.info.feature_uri, values=tuple(query.values.tolist())
+        )
+        hits = await stack.vectors.search(view=await stack.view(ns, col), query=vector, top_k=5)
+        tops.append([h.document_id for h in hits])
+    return docs, tops
+
+
+async def test_materialising_a_clone_is_a_task_and_reads_the_same(stack: Stack) -> None:
+    staging, clone_col, _ = await _clone_with_masks(stack, "mat")
+    before = await _reads(stack, staging, clone_col)
+    view = await stack.view(staging, clone_col)
+    assert view.masked and any(not s.live for s in view.segments)
+
+    started = await stack.ok("POST", f"/v1/collections/{clone_col}/materialise", namespace=staging)
+    task = await stack.wait_task(started["task_id"])
+
+    assert task["status"] == "COMPLETED", task
+    assert task["result"]["points"] == task["result"]["points_after"] == 11
+    view = await stack.view(staging, clone_col)
+    assert not view.masked and all(s.live for s in view.segments)  # no parent point is read
+    assert await _reads(stack, staging, clone_col) == before
+
+
+async def test_a_clone_past_the_mask_threshold_materialises_itself(stack: Stack) -> None:
+    stack.vectors.mask_threshold = 1
+    staging, clone_col, _ = await _clone_with_masks(stack, "auto")
+    await stack.service.idle()
+    view = await stack.view(staging, clone_col)
+    assert not view.masked and all(s.live for s in view.segments)
+    assert len(await stack.documents(staging, clone_col)) == 11
