@@ -365,3 +365,74 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+# ---- operations: consumer groups --------------------------------------------------------------
+
+
+class GroupState(BaseModel):
+    """A consumer group as the broker sees it: its state (``Stable`` once a rebalance is over)
+    and one entry per member, the partitions of each topic assigned to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: str
+    members: list[dict[str, list[int]]]
+
+
+async def describe_group(servers: str, group: str) -> GroupState:
+    """Which process consumes what: read from the group coordinator (aiokafka's admin API)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    _, _, state, _, _, members, *_ = response.groups[0]
+    assigned: list[dict[str, list[int]]] = []
+    for member in members:
+        raw = member[4]
+        decoded = ConsumerProtocolMemberAssignment.decode(raw) if raw else None
+        topics_ = {t: sorted(p) for t, p in decoded.assignment} if decoded else {}
+        assigned.append(topics_)
+    return GroupState(state=str(state), members=assigned)
+
+
+async def consumer_lag(servers: str, group: str, topic: str) -> int:
+    """Messages of ``topic`` the group has not committed yet (end offsets minus committed offsets,
+    summed over partitions; a partition the group never committed counts from its start)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return 0
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            found = committed.get(tp)
+            offset = found.offset if found is not None and found.offset >= 0 else starts[tp]
+            lag += max(0, ends[tp] - offset)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the producers here use) gives
+    ``key``: which consumer of a group will get a namespace's messages."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key.encode(), every, every))

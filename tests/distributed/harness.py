@@ -45,6 +45,8 @@ class Process:
     port: int
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    # a data directory of its own (Qdrant Edge vectors one process at a time); else the cluster's
+    data_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -72,17 +74,19 @@ class Cluster:
             "OFFSHOOT_DATABASE_URL": self.store_url,
             "OFFSHOOT_KAFKA": self.kafka,
             "OFFSHOOT_BUS_PREFIX": self.prefix,
-            "OFFSHOOT_DATA_DIR": str(self.data_dir),
+            "OFFSHOOT_DATA_DIR": str(process.data_dir or self.data_dir),
             "OFFSHOOT_PORT": str(process.port),
             "HF_HUB_OFFLINE": "1",
             "PYTHONUNBUFFERED": "1",
         }
 
-    async def start(self, name: str, roles: str | None = None) -> Process:
+    async def start(
+        self, name: str, roles: str | None = None, *, data_dir: Path | None = None
+    ) -> Process:
         """Launch (or relaunch) process ``name`` running ``roles`` (default: ``name``) and wait
-        until it is ready."""
+        until it is ready; ``data_dir``: its own instead of the cluster's."""
         process = self.processes.get(name) or Process(
-            name, roles or name, free_port(), self.data_dir / f"{name}.log"
+            name, roles or name, free_port(), self.data_dir / f"{name}.log", data_dir=data_dir
         )
         self.processes[name] = process
         with process.log.open("ab") as log:
