@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,8 +30,10 @@ from contracts.tasks import TaskStatus
 from libs.datasets import scifact_dir
 from libs.errors import InvalidInputError, OffshootError
 from offshoot.client import Client, Record
+from services.evaluation.reports import benchmark_table, comparison_table
 
-console = Console()
+# piped output (CI logs, `tee`) gets room for the delta tables instead of rich's 80 columns
+console = Console(width=None if sys.stdout.isatty() else 140)
 STATIC = {"feature_extractor_name": "minilm-static", "version": "v1"}
 MINILM = {"feature_extractor_name": "minilm", "version": "v1"}
 BM25 = {"feature_extractor_name": "bm25", "version": "v1"}
@@ -289,12 +292,12 @@ class Story:
         queries = staging.datasets.get(dataset.dataset_id).queries[:25]
         for query in queries:
             staging.aliases.execute("search", {"query": query["query_input"]})
-        report = _wait_shadow(staging, "search", len(queries))
+        pair = _wait_shadow(staging, "search", candidate, len(queries))
         console.print(
-            f"shadow of {candidate} over {report['count']} live queries: "
-            f"overlap@10 {report['overlap_at_k']:.2f}, mean |rank shift| "
-            f"{report['mean_abs_rank_shift']:.2f}, latency delta "
-            f"{report['latency_delta_ms']:+.1f} ms; every response came from the primary"
+            f"shadow {candidate} over {pair['comparisons']} live queries: "
+            f"overlap@k {pair['mean_overlap_at_k']:.2f}, mean rank shift "
+            f"{pair['mean_rank_shift'] or 0:.2f}, latency delta "
+            f"{pair['mean_latency_delta_ms']:+.1f} ms; every response came from the primary"
         )
         staging.aliases.clear_shadow("search")
 
@@ -310,9 +313,7 @@ class Story:
         )
         if task.status != TaskStatus.COMPLETED:
             raise DemoError(f"benchmark {task.status}: {task.get('error')}")
-        result = staging.retrievers.benchmarks.get(benchmark.benchmark_id)
-        from services.evaluation.reports import benchmark_table
-
+        result = Record(staging.retrievers.benchmarks.get(benchmark.benchmark_id))
         console.print(benchmark_table(result))
         return result
 
@@ -323,8 +324,6 @@ class Story:
         evaluations: dict[str, Record],
         query: str,
     ) -> None:
-        from services.evaluation.reports import comparison_table
-
         console.print(comparison_table(list(evaluations.values()), retrievers["baseline"]))
         winner = max(evaluations, key=lambda role: evaluations[role].metrics_by_k["10"]["ndcg"])
         gain = (
@@ -349,12 +348,11 @@ class Story:
         console.print(history)
 
     def _report(self, staging: Client, evaluations: dict[str, Record], benchmark: Record) -> None:
-        from services.evaluation.reports import evaluation_report_html
-
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "migration-report.html"
-        fresh = [staging.retrievers.evaluations.get(e.evaluation_id) for e in evaluations.values()]
-        path.write_text(evaluation_report_html(fresh, benchmark=benchmark))
+        path = staging.retrievers.evaluations.report(
+            [e.evaluation_id for e in evaluations.values()],
+            self.out / "migration-report.html",
+            benchmark_id=benchmark.benchmark_id,
+        )
         console.print(
             f"report: {path.resolve()} ({path.stat().st_size // 1024} KiB, self-contained)"
         )
@@ -374,12 +372,20 @@ def _show_answer(client: Client, alias: str, query: str, *, note: str = "") -> N
     )
 
 
-def _wait_shadow(client: Client, alias: str, expected: int, timeout: float = 60) -> dict[str, Any]:
+def _wait_shadow(
+    client: Client, alias: str, shadow: str, expected: int, timeout: float = 60
+) -> dict[str, Any]:
+    """The shadow runs after each response; wait until it has compared ``expected`` requests."""
     deadline = time.monotonic() + timeout
     while True:
-        report = client.aliases.shadow_report(alias)
-        if report["count"] >= expected or time.monotonic() > deadline:
-            return report
+        pairs = client.aliases.shadow_report(alias).results
+        pair = next((p for p in pairs if p["shadow_retriever_id"] == shadow), None)
+        if pair and pair["comparisons"] >= expected:
+            return dict(pair)
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f"the shadow of {alias!r} compared {pair and pair['comparisons']} of {expected} requests"
+            )
         time.sleep(0.2)
 
 

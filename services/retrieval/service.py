@@ -658,10 +658,10 @@ class RetrievalService:
         try:
             answer = await self.execute(namespace_id, shadow, inputs, limit=limit)
             shadow_ms = float(answer["duration_ms"])
-            shadow_ids = [d["document_id"] for d in answer["results"]]
+            shadow_ids = [_identity(d) for d in answer["results"]]
         except Exception as failure:  # a broken shadow is a finding, not an outage
             error = f"{type(failure).__name__}: {failure}"
-        comparison = variants.compare([d["document_id"] for d in primary["results"]], shadow_ids)
+        comparison = variants.compare([_identity(d) for d in primary["results"]], shadow_ids)
         primary_ms = float(primary["duration_ms"])
         compared = ShadowCompared(
             namespace_id=namespace_id, alias_id=alias["alias_id"],
@@ -807,4 +807,11 @@ def _presented(result: ExecutionResult, found: dict[str, Any], limit: int | None
     }
 
 
+def _identity(document: dict[str, Any]) -> str:
+    """What makes two results the same item across collections: a shadow usually reads another
+    collection (another model) whose documents have their own ids but the same source object."""
+    return str(document.get("root_object_id") or document["document_id"])
+
+
 __all__ = ["CollectionDirectory", "RetrievalService", "parse_stages"]
+
