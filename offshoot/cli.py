@@ -320,5 +320,7 @@ def tasks_list(
 
 
 from services.evaluation.cli import register as register_evaluation  # noqa: E402 (needs the above)
+from services.taxonomy.cli import register as register_taxonomy  # noqa: E402
 
 register_evaluation(app)
+register_taxonomy(app)
