@@ -407,14 +407,14 @@ async def consumer_lag(servers: str, group: str, topic: str) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(servers, topic)]
+    if not partitions:
+        return 0
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            return 0
         committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -436,3 +436,16 @@ def partition_of(key: str, partitions: int) -> int:
 
     every = list(range(partitions))
     return int(DefaultPartitioner()(key.encode(), every, every))
+
+
+async def topic_partitions(servers: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (none when it does not exist; never creates it)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        (found,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(int(p["partition"]) for p in found["partitions"])

@@ -88,3 +88,68 @@ async def wait_for(check: Callable[[], Any], what: str, *, timeout: float = 180.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.2)
+
+
+SERVICE_SCHEMAS = ("", "extractor", "retrieval", "taxonomy", "evaluation")  # "" = the catalog's
+
+
+async def stored_events(store_url: str) -> dict[str, tuple[set[str], bool]]:
+    """Per service store: the ids of every stored event, and whether its outbox relay has
+    published up to the head (checkpoint ``outbox:offshoot.events`` = last position)."""
+    from libs.eventstore import open_event_store
+    from offshoot.runtime import _schema_url
+
+    found: dict[str, tuple[set[str], bool]] = {}
+    for suffix in SERVICE_SCHEMAS:
+        store = await open_event_store(_schema_url(store_url, suffix) if suffix else store_url)
+        try:
+            async with store.transaction() as tx:
+                ids = {str(r["event_id"]) for r in await tx.fetch("SELECT event_id FROM events")}
+            head = await store.head_position()
+            drained = await store.load_checkpoint("outbox:offshoot.events") >= head
+        finally:
+            await store.close()
+        found[suffix or "catalog"] = (ids, drained)
+    return found
+
+
+async def published_events(servers: str, topic: str) -> list[str]:
+    """The ``event_id`` of every message on ``topic`` (all partitions, start to end), repeats
+    included: the outbox publishes at least once."""
+    import json
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from offshoot.roles import topic_partitions
+
+    partitions = [TopicPartition(topic, p) for p in await topic_partitions(servers, topic)]
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        ids: list[str] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                ids += [str(json.loads(record.value)["event_id"]) for record in records]
+        return ids
+    finally:
+        await stop_consumer(consumer)
+
+
+async def stop_consumer(consumer: Any) -> None:
+    """``AIOKafkaConsumer.stop``, except that aiokafka 0.14 lets the CancelledError of its own
+    internal task escape from ``stop`` after a manual ``assign``: swallow that one only."""
+    import asyncio
+    import contextlib
+
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        await consumer.stop()
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer.stop()

@@ -165,10 +165,21 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(tmp_path: Path, label: str) -> AsyncIterator[Cluster]:
-    """A fresh deployment; every process it started is ended afterwards, its schema dropped."""
+async def cluster(
+    tmp_path: Path, label: str, *, kafka: str | None = None, store_url: str | None = None
+) -> AsyncIterator[Cluster]:
+    """A fresh deployment; every process it started is ended afterwards, its schema dropped.
+    ``kafka`` / ``store_url``: a dedicated broker / database (``tests/distributed/servers``)
+    instead of the shared ones."""
+    if store_url is not None:
+        deployment = Cluster(store_url, kafka or kafka_servers(), "t.", tmp_path)
+        try:
+            yield deployment
+        finally:
+            deployment.close()
+        return
     database_url()
-    servers = kafka_servers()
+    servers = kafka or kafka_servers()
     async with postgres_schema(label) as url:
         deployment = Cluster(url, servers, f"t{uuid.uuid4().hex[:10]}.", tmp_path)
         try:
