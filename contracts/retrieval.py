@@ -34,6 +34,10 @@ class UpdateRetriever(Command):
 
     type_name: ClassVar[str] = "retriever.update"
 
+    retriever_id: str | None = Field(
+        default=None,
+        description="on offshoot.commands: the retriever (id or name); over HTTP the URL names it",
+    )
     retriever_name: str | None = Field(default=None, pattern=NAME)
     description: str | None = Field(default=None, max_length=2000)
     tags: list[str] | None = Field(default=None, max_length=50)
@@ -54,6 +58,10 @@ class CloneRetriever(Command):
 
     type_name: ClassVar[str] = "retriever.clone"
 
+    retriever_id: str | None = Field(
+        default=None,
+        description="on offshoot.commands: the retriever (id or name); over HTTP the URL names it",
+    )
     retriever_name: str | None = Field(default=None, pattern=NAME)
     description: str | None = Field(default=None, max_length=2000)
     tags: list[str] | None = Field(default=None, max_length=50)
@@ -75,6 +83,9 @@ class MoveAlias(Command):
 
     type_name: ClassVar[str] = "alias.move"
 
+    alias_name: str | None = Field(
+        default=None, description="on offshoot.commands: the alias; over HTTP the URL names it"
+    )
     retriever_id: str = Field(min_length=1, description="a retriever id or name")
     reason: str = Field(default="", max_length=2000)
 
@@ -84,6 +95,9 @@ class RollbackAlias(Command):
 
     type_name: ClassVar[str] = "alias.rollback"
 
+    alias_name: str | None = Field(
+        default=None, description="on offshoot.commands: the alias; over HTTP the URL names it"
+    )
     reason: str = Field(default="", max_length=2000)
 
 
@@ -94,6 +108,9 @@ class SetCanary(Command):
 
     type_name: ClassVar[str] = "alias.canary"
 
+    alias_name: str | None = Field(
+        default=None, description="on offshoot.commands: the alias; over HTTP the URL names it"
+    )
     retriever_id: str = Field(min_length=1, description="a retriever id or name")
     percent: float = Field(gt=0, le=100, description="share of callers served by the canary")
     reason: str = Field(default="", max_length=2000)
@@ -104,6 +121,9 @@ class SetShadow(Command):
 
     type_name: ClassVar[str] = "alias.shadow"
 
+    alias_name: str | None = Field(
+        default=None, description="on offshoot.commands: the alias; over HTTP the URL names it"
+    )
     retriever_id: str = Field(min_length=1, description="a retriever id or name")
     reason: str = Field(default="", max_length=2000)
 
@@ -113,6 +133,12 @@ class ClearVariant(Command):
 
     type_name: ClassVar[str] = "alias.clear_variant"
 
+    alias_name: str | None = Field(
+        default=None, description="on offshoot.commands: the alias; over HTTP the URL names it"
+    )
+    variant: Literal["canary", "shadow"] | None = Field(
+        default=None, description="on offshoot.commands: which to clear; over HTTP the URL says"
+    )
     reason: str = Field(default="", max_length=2000)
 
 

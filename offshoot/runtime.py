@@ -52,6 +52,7 @@ from services.extractor import install as install_extractor
 from services.retrieval import RetrievalService
 from services.retrieval import install as install_retrieval
 from services.retrieval import serve_grpc as serve_retrieval_grpc
+from services.retrieval.commands import command_handlers as retrieval_commands
 from services.taxonomy import TaxonomyService
 from services.taxonomy import install as install_taxonomy
 
@@ -212,6 +213,8 @@ class Runtime:
                 self.retrieval, scope_dependency=self._scope,
                 principal_dependency=self._principal, port=self._grpc_port,
             )  # fmt: skip
+        # retriever.* and alias.* on offshoot.commands, through the one command consumer
+        self.commands.handlers.update(retrieval_commands(self.retrieval, self.catalog.namespace))
         self.taxonomy = await (install_taxonomy if self.runs("taxonomy") else dormant_taxonomy)(
             self.app, store=self.adapters.taxonomy_store, bus=self.bus, retrieval=self.retrieval,
             documents=self.extractor, vectors=self.adapters.vectors, start_task=self._start_task,

@@ -7,12 +7,13 @@ the catalog's): services never import each other, so the dependency is a paramet
 # No `from __future__ import annotations`: FastAPI must see the local `InScope` alias.
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from contracts.auth import Permission
+from contracts.base import Command
 from contracts.retrieval import (
     ClearVariant,
     CloneRetriever,
@@ -25,6 +26,7 @@ from contracts.retrieval import (
     UpdateRetriever,
 )
 from libs.auth import Principal
+from libs.errors import InvalidInputError
 from services.retrieval.service import RetrievalService
 
 
@@ -43,6 +45,19 @@ class ExecuteBody(BaseModel):
 
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     limit: int | None = Field(default=None, ge=1, le=10_000, description="cut the results")
+
+
+C = TypeVar("C", bound=Command)
+
+
+def addressed(command: C, **url: str) -> C:
+    """The command with its target from the URL (the bus carries it in the body); a body that
+    names another target is a 422."""
+    for field, value in url.items():
+        given = getattr(command, field)
+        if given is not None and given != value:
+            raise InvalidInputError(f"{field}: the URL names {value!r}, the body {given!r}")
+    return command.model_copy(update=url)
 
 
 class AliasExecuteBody(ExecuteBody):
@@ -93,7 +108,8 @@ def retrieval_router(
     ) -> dict[str, Any]:
         """Name, description and tags only; stages and collections are 409 (clone instead)."""
         scope.principal.require(Permission.WRITE)
-        return await service.update_retriever(scope.namespace_id, retriever_id, body)
+        command = addressed(body, retriever_id=retriever_id)
+        return await service.update_retriever(scope.namespace_id, retriever_id, command)
 
     @api.delete("/retrievers/{retriever_id}", status_code=204, tags=["retrievers"])
     async def delete_retriever(retriever_id: str, scope: InScope) -> Response:
@@ -107,8 +123,9 @@ def retrieval_router(
         retriever_id: str, body: CloneRetriever, scope: InScope
     ) -> dict[str, Any]:
         scope.principal.require(Permission.WRITE)
+        command = addressed(body, retriever_id=retriever_id)
         return await service.clone_retriever(
-            scope.namespace_id, retriever_id, body, key_id=scope.principal.key_id
+            scope.namespace_id, retriever_id, command, key_id=scope.principal.key_id
         )
 
     @api.post("/retrievers/{retriever_id}/execute", tags=["retrievers"])
@@ -155,8 +172,9 @@ def retrieval_router(
     async def move_alias(alias_name: str, body: MoveAlias, scope: InScope) -> dict[str, Any]:
         """Point the alias at another retriever (promotion); recorded with who, when and why."""
         scope.principal.require(Permission.WRITE)
+        command = addressed(body, alias_name=alias_name)
         return await service.move_alias(
-            scope.namespace_id, alias_name, body, key_id=scope.principal.key_id
+            scope.namespace_id, alias_name, command, key_id=scope.principal.key_id
         )
 
     @api.post("/aliases/{alias_name}/rollback", tags=["aliases"])
@@ -165,8 +183,9 @@ def retrieval_router(
     ) -> dict[str, Any]:
         """Point the alias back at the retriever it served before its last move."""
         scope.principal.require(Permission.WRITE)
+        command = addressed(body or RollbackAlias(), alias_name=alias_name)
         return await service.rollback_alias(
-            scope.namespace_id, alias_name, body or RollbackAlias(), key_id=scope.principal.key_id
+            scope.namespace_id, alias_name, command, key_id=scope.principal.key_id
         )
 
     @api.get("/aliases/{alias_name}/history", tags=["aliases"])
@@ -179,8 +198,9 @@ def retrieval_router(
         """Serve ``percent`` of callers (by ``user_id``/``session_id`` hash) from another
         retriever; replaces an existing canary."""
         scope.principal.require(Permission.WRITE)
+        command = addressed(body, alias_name=alias_name)
         return await service.set_canary(
-            scope.namespace_id, alias_name, body, key_id=scope.principal.key_id
+            scope.namespace_id, alias_name, command, key_id=scope.principal.key_id
         )
 
     @api.post("/aliases/{alias_name}/shadow", tags=["aliases"])
@@ -188,8 +208,9 @@ def retrieval_router(
         """Also run another retriever on every request's inputs, after the response; the
         comparison is at ``GET /v1/aliases/{alias_name}/shadow``."""
         scope.principal.require(Permission.WRITE)
+        command = addressed(body, alias_name=alias_name)
         return await service.set_shadow(
-            scope.namespace_id, alias_name, body, key_id=scope.principal.key_id
+            scope.namespace_id, alias_name, command, key_id=scope.principal.key_id
         )
 
     @api.get("/aliases/{alias_name}/shadow", tags=["aliases"])
@@ -205,10 +226,10 @@ def retrieval_router(
     ) -> dict[str, Any]:  # fmt: skip
         """Stop the alias's canary or shadow (recorded in its history)."""
         scope.principal.require(Permission.WRITE)
+        command = addressed(body or ClearVariant(), alias_name=alias_name, variant=variant)
         return await service.clear_variant(
-            scope.namespace_id, alias_name, variant, body or ClearVariant(),
-            key_id=scope.principal.key_id,
-        )  # fmt: skip
+            scope.namespace_id, alias_name, variant, command, key_id=scope.principal.key_id
+        )
 
     @api.post("/aliases/{alias_name}/execute", tags=["aliases"])
     async def execute_alias(
