@@ -154,6 +154,10 @@ def serve(
         str | None,
         typer.Option(envvar="OFFSHOOT_BUS_PREFIX", help="Prefix of every topic and group."),
     ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(envvar="OFFSHOOT_GRPC_PORT", help="Also serve retrieval Execute over gRPC."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API: embedded on --data-dir, or on PostgreSQL + Kafka, one process per
     role if you like (see README, Distributed mode). SIGTERM shuts down gracefully."""
@@ -161,7 +165,7 @@ def serve(
 
     settings = Settings.from_env(
         roles=role, database_url=database_url, kafka=kafka, bus_prefix=bus_prefix,
-        qdrant_url=qdrant_url, data_dir=data_dir, host=host, port=port,
+        qdrant_url=qdrant_url, data_dir=data_dir, host=host, port=port, grpc_port=grpc_port,
     )  # fmt: skip
     asyncio.run(serve(settings, echo=typer.echo))
 

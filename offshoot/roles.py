@@ -190,6 +190,7 @@ class Settings(BaseModel):
     data_dir: Path = Path(".offshoot")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    grpc_port: int | None = Field(default=None, ge=0, le=65535, description="retrieval gRPC")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -205,7 +206,10 @@ class Settings(BaseModel):
             "bus_prefix": env.get("OFFSHOOT_BUS_PREFIX") or None,
             "qdrant_url": env.get("OFFSHOOT_QDRANT_URL") or None,
         }
-        for name, variable in (("data_dir", "DATA_DIR"), ("host", "HOST"), ("port", "PORT")):
+        for name, variable in (
+            ("data_dir", "DATA_DIR"), ("host", "HOST"), ("port", "PORT"),
+            ("grpc_port", "GRPC_PORT"),
+        ):  # fmt: skip
             if env.get(f"OFFSHOOT_{variable}"):
                 values[name] = env[f"OFFSHOOT_{variable}"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -330,7 +334,7 @@ async def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> N
     echo(settings.summary())
     runtime = await Runtime.open(
         data_dir=settings.data_dir, store_url=settings.database_url, bus_url=settings.bus_url,
-        vectors_url=settings.qdrant_url, roles=settings.roles,
+        vectors_url=settings.qdrant_url, roles=settings.roles, grpc_port=settings.grpc_port,
     )  # fmt: skip
     health = Health(runtime)
     try:
@@ -351,6 +355,8 @@ async def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> N
 
         with _signals(stop):
             echo(f"offshoot: ready to serve on http://{settings.host}:{settings.port}")
+            if runtime.retrieval is not None and runtime.retrieval.grpc_port is not None:
+                echo(f"offshoot: retrieval gRPC on 127.0.0.1:{runtime.retrieval.grpc_port}")
             await server.serve()
     finally:
         health.closing = True
