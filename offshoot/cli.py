@@ -211,19 +211,24 @@ def search(
     query: Annotated[str, typer.Argument(help="The query text (the retriever's INPUT.query).")],
     namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")],
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    user_id: Annotated[
+        str | None, typer.Option(help="Who asks: picks an alias's canary variant, stably.")
+    ] = None,
     data_dir: DataDir = None, url: Url = None, api_key: ApiKey = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
     """Run a query through an alias (or a retriever) and print the ranked documents."""
     with connect(data_dir, url, api_key) as client:
         scoped = client.with_namespace(namespace)
         try:
-            result = scoped.aliases.execute(target, {"query": query}, limit=limit)
+            result = scoped.aliases.execute(target, {"query": query}, limit=limit, user_id=user_id)
         except NotFoundError:
             result = scoped.retrievers.execute(target, {"query": query}, limit=limit)
         if as_json:
             typer.echo(json.dumps(result, indent=2, default=str))
             return
         served = result.get("served_by") or target
+        if result.get("variant") == "canary":
+            served += " (canary)"
         table = Table(title=f"{len(result['results'])} results from {served}")
         for column in ("#", "score", "document", "text"):
             table.add_column(column)
