@@ -9,6 +9,7 @@ at-least-once and consumers dedupe by ``event_id``. Nothing is published that wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from opentelemetry import context as otel_context
@@ -74,12 +75,28 @@ class OutboxRelay:
             published += len(events)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Drain, then wait for new appends, until ``stop`` is set (the in-flight batch finishes)."""
+        """Drain, then wait for new appends, until ``stop`` is set (the in-flight batch finishes).
+
+        A failing store or bus (a database or broker restart) is retried with backoff rather
+        than ending the relay: a relay that died would leave every later event unpublished
+        until the process restarts. Nothing is lost either way (the checkpoint only moves
+        after a publish), so retrying is always safe."""
+        delay = self._poll_interval
         while not stop.is_set():
+            try:
+                await self.drain()
+                head = await self._store.load_checkpoint(self.checkpoint_name)
+                await self._store.wait_for_append(after_position=head, timeout=self._poll_interval)
+                delay = self._poll_interval
+            except Exception:
+                log.warning("outbox relay: drain failed; retrying in %.2f s", delay, exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 5.0)
+        try:
             await self.drain()
-            head = await self._store.load_checkpoint(self.checkpoint_name)
-            await self._store.wait_for_append(after_position=head, timeout=self._poll_interval)
-        await self.drain()
+        except Exception:  # the next relay on this store publishes what is left
+            log.warning("outbox relay: final drain failed", exc_info=True)
 
     async def _publish(self, event: RecordedEvent) -> None:
         envelope = envelope_of(event)

@@ -172,7 +172,9 @@ async def cluster(
     ``kafka`` / ``store_url``: a dedicated broker / database (``tests/distributed/servers``)
     instead of the shared ones."""
     if store_url is not None:
-        deployment = Cluster(store_url, kafka or kafka_servers(), "t.", tmp_path)
+        deployment = Cluster(
+            store_url, kafka or kafka_servers(), f"t{uuid.uuid4().hex[:10]}.", tmp_path
+        )
         try:
             yield deployment
         finally:

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -114,10 +115,15 @@ def _pg_bin() -> Path:
 
 class Postgres:
     """A PostgreSQL cluster of its own (``initdb`` into ``root``) on a free port, database
-    ``offshoot``; as root it runs as the ``postgres`` user, as ``deploy/postgres/up.sh`` does."""
+    ``offshoot``; as root it runs as the ``postgres`` user, as ``deploy/postgres/up.sh`` does.
+    ``root`` must be enterable by that user: pytest's temporary directories are not (pytest
+    resets its base to 0700 whenever another run starts), hence ``/var/tmp`` by default."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.bin = _pg_bin()
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="offshoot-pg-fault-", dir="/var/tmp"))
+            root.chmod(0o755)
         self.root = root
         self.data = root / "pgdata"
         self.port = free_port()
@@ -142,10 +148,6 @@ class Postgres:
             self.root.mkdir(parents=True, exist_ok=True)
             if os.getuid() == 0:
                 shutil.chown(self.root, "postgres", "postgres")
-                for parent in (self.root, *self.root.parents):
-                    if parent == Path("/"):
-                        break
-                    parent.chmod(parent.stat().st_mode | 0o011)  # let postgres traverse to it
             await self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
                             "--auth=trust", "-E", "UTF8", "--no-sync")  # fmt: skip
             fresh = True
@@ -167,10 +169,14 @@ class Postgres:
 
 
 @asynccontextmanager
-async def postgres(root: Path) -> AsyncIterator[Postgres]:
-    cluster = Postgres(root)
+async def postgres() -> AsyncIterator[Postgres]:
+    """A fresh cluster in a directory of its own under /var/tmp, stopped and removed after."""
+    cluster = Postgres()
     try:
         await cluster.start()
         yield cluster
     finally:
-        await cluster.stop()
+        try:
+            await cluster.stop()
+        finally:
+            shutil.rmtree(cluster.root, ignore_errors=True)
