@@ -53,7 +53,6 @@ from contracts.retrieval import (
     RollbackAlias,
     SetCanary,
     SetShadow,
-    ShadowCompared,
     UpdateRetriever,
 )
 from libs.bus import Bus, consume_envelopes
@@ -74,13 +73,13 @@ from services.retrieval.engine import (
     StageSpec,
     collection_signature,
 )
+from services.retrieval.shadow import ShadowRunner
 
 log = logging.getLogger("offshoot.retrieval")
 
 GROUP = "retrieval"
 RESOLVE_WAIT_SECONDS = 5.0  # a collection created a moment ago may not be registered yet
 PLAN_CACHE_SIZE = 512
-MAX_PENDING_SHADOWS = 64  # beyond this, shadow runs are skipped: they must never queue up work
 # The collections' owner's head as ``execute`` read it, for the signatures of that request.
 _request_head: ContextVar[int | None] = ContextVar("retrieval_request_head", default=None)
 Variant = Literal["primary", "canary"]
@@ -152,7 +151,10 @@ class RetrievalService:
         self.lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._relay: asyncio.Task[None] | None = None
-        self._shadows: set[asyncio.Task[None]] = set()
+        self.shadows = ShadowRunner(
+            lambda ns, retriever, inputs, limit: self.execute(ns, retriever, inputs, limit=limit),
+            lambda ns, compared: self._append_one(ns, compared),
+        )
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._plans: OrderedDict[tuple[str, tuple[Any, ...]], Plan] = OrderedDict()
         self._resolved: OrderedDict[
@@ -175,9 +177,7 @@ class RetrievalService:
         for closer in self._closers:
             await closer()
         self._stop.set()
-        for shadow in list(self._shadows):  # comparisons in flight are dropped, not awaited
-            shadow.cancel()
-        await asyncio.gather(*self._shadows, return_exceptions=True)
+        await self.shadows.stop()
         if self._relay is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._relay
@@ -196,6 +196,10 @@ class RetrievalService:
         positions = await self.store.append(_stream(namespace_id), new, expected_version=None)
         await self._catch_up()
         return positions
+
+    async def _append_one(self, namespace_id: str, event: Event) -> None:
+        """An event no command asked for (a shadow comparison): a fresh id."""
+        await self._append(namespace_id, [event], [uuid.uuid4()])
 
     async def _signature(self, collection: CollectionRef) -> str:
         assert self._write_position is not None
@@ -626,57 +630,12 @@ class RetrievalService:
         result = await self.execute(namespace_id, served, inputs, limit=limit)
         shadow = (current.get("shadow") or {}).get("retriever_id")
         if shadow is not None and shadow != served:
-            self._schedule_shadow(namespace_id, current, shadow, inputs, limit, result)
+            self.shadows.schedule(namespace_id, current, shadow, inputs, limit, result)
         return result | {
             "alias_name": current["alias_name"],
             "served_by": served,
             "variant": variant,
         }
-
-    def _schedule_shadow(
-        self, namespace_id: str, alias: dict[str, Any], shadow: str,
-        inputs: dict[str, JsonValue], limit: int | None, primary: dict[str, Any],
-    ) -> None:  # fmt: skip
-        if len(self._shadows) >= MAX_PENDING_SHADOWS:
-            log.warning(
-                "alias %s: shadow skipped, %d pending", alias["alias_name"], MAX_PENDING_SHADOWS
-            )
-            return
-        task = asyncio.create_task(
-            self._run_shadow(namespace_id, alias, shadow, inputs, limit, primary)
-        )
-        self._shadows.add(task)
-        task.add_done_callback(self._shadows.discard)
-
-    async def _run_shadow(
-        self, namespace_id: str, alias: dict[str, Any], shadow: str,
-        inputs: dict[str, JsonValue], limit: int | None, primary: dict[str, Any],
-    ) -> None:  # fmt: skip
-        error: str | None = None
-        shadow_ms = 0.0
-        shadow_ids: list[str] = []
-        try:
-            answer = await self.execute(namespace_id, shadow, inputs, limit=limit)
-            shadow_ms = float(answer["duration_ms"])
-            shadow_ids = [_identity(d) for d in answer["results"]]
-        except Exception as failure:  # a broken shadow is a finding, not an outage
-            error = f"{type(failure).__name__}: {failure}"
-        comparison = variants.compare([_identity(d) for d in primary["results"]], shadow_ids)
-        primary_ms = float(primary["duration_ms"])
-        compared = ShadowCompared(
-            namespace_id=namespace_id, alias_id=alias["alias_id"],
-            alias_name=alias["alias_name"], primary_retriever_id=primary["retriever_id"],
-            shadow_retriever_id=shadow, k=comparison.k,
-            overlap_at_k=0.0 if error else comparison.overlap_at_k,
-            mean_rank_shift=None if error else comparison.mean_rank_shift,
-            primary_ms=primary_ms, shadow_ms=shadow_ms,
-            latency_delta_ms=0.0 if error else shadow_ms - primary_ms,
-            error=error, compared_at=_now(),
-        )  # fmt: skip
-        try:
-            await self._append(namespace_id, [compared], [uuid.uuid4()])
-        except Exception:
-            log.exception("alias %s: recording a shadow comparison failed", alias["alias_name"])
 
     # ---- namespace clones --------------------------------------------------------------------
 
@@ -807,11 +766,4 @@ def _presented(result: ExecutionResult, found: dict[str, Any], limit: int | None
     }
 
 
-def _identity(document: dict[str, Any]) -> str:
-    """What makes two results the same item across collections: a shadow usually reads another
-    collection (another model) whose documents have their own ids but the same source object."""
-    return str(document.get("root_object_id") or document["document_id"])
-
-
 __all__ = ["CollectionDirectory", "RetrievalService", "parse_stages"]
-
