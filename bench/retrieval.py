@@ -127,7 +127,7 @@ class Bench:
                     "feature_extractor": MODEL,
                     "source": {"type": "bucket", "bucket_id": bucket},
                 },
-            )  # fmt: skip
+            )
         )["collection_id"]
         started = time.perf_counter()
         await self.write(
@@ -178,14 +178,14 @@ async def latencies(
         measured = {}
         for suffix, (ns, retriever, view) in zip(("", " fork"), targets, strict=True):
             measured["raw" + suffix] = await timed(
-                lambda v=view: bench.store.search(view=v, query=query, top_k=50)
+                lambda v=view, q=query: bench.store.search(view=v, query=q, top_k=50)
             )
             measured["pipeline" + suffix] = await timed(
-                lambda n=ns, r=retriever: bench.retrieval.execute(n, r, {"vector": values})
+                lambda n=ns, r=retriever, x=values: bench.retrieval.execute(n, r, {"vector": x})
             )
         ns, retriever, _ = targets[0]
         measured["cache hit"] = await timed(
-            lambda: bench.retrieval.execute(ns, retriever, {"vector": values})
+            lambda n=ns, r=retriever, x=values: bench.retrieval.execute(n, r, {"vector": x})
         )
         if index >= 20:  # warm-up
             for key, value in measured.items():
