@@ -131,10 +131,15 @@ class Stack:
         raise AssertionError(f"{collection}: {len(found)} documents, expected {count}")
 
     async def wait_task(self, task_id: str) -> dict[str, Any]:
+        """The finished task. A task another service created reaches the catalog over the bus,
+        so it may be unknown (404) for a moment."""
         for _ in range(1500):
-            task: dict[str, Any] = await self.ok("GET", f"/v1/tasks/{task_id}")
-            if task["status"] not in ("PENDING", "IN_PROGRESS", "PROCESSING"):
-                return task
+            response = await self.call("GET", f"/v1/tasks/{task_id}")
+            if response.status_code != 404:
+                assert response.status_code == 200, response.text
+                task: dict[str, Any] = response.json()
+                if task["status"] not in ("PENDING", "IN_PROGRESS", "PROCESSING"):
+                    return task
             await asyncio.sleep(0.02)
         raise AssertionError(f"task {task_id} did not finish")
 

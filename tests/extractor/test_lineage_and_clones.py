@@ -22,7 +22,8 @@ async def test_lineage_across_three_tiers(stack: Stack) -> None:
     for _ in range(200):
         second = await stack.documents(ns, tier2)
         third = await stack.documents(ns, tier3)
-        if second and len(third) == len(second):
+        # Tier 1 becomes visible before the cascade to tiers 2 and 3 is written: wait for all.
+        if {d["root_object_id"] for d in third} == set(ids) and len(third) == len(second):
             break
         await asyncio.sleep(0.02)
     assert len(second) > 3  # sentences: more documents than objects
