@@ -8,17 +8,23 @@ export OFFSHOOT_KAFKA        ?= 127.0.0.1:9092
 export HF_HUB_OFFLINE        := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv up test-up down test unit lint demo bench bench-vectors contracts clean
+.PHONY: venv lock up test-up down test unit lint demo bench bench-vectors contracts clean
 
 venv: $(STAMP)
 
 # uv keeps every wheel in its own cache (~/.cache/uv) and hard-links it into the venv, so the
 # multi-GB torch stack is downloaded once per machine, not once per clone or CI run.
-$(STAMP): pyproject.toml
+# requirements.lock pins every package the ranges in pyproject.toml resolved to when the suite
+# last passed: a fresh machine installs exactly that, not whatever was released since.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	test -x $(BIN)/uv || $(BIN)/pip install -q 'uv>=0.8,<1'
-	$(BIN)/uv pip install -q -p $(BIN)/python -e '.[dev,mpnet]'
+	test -x $(BIN)/uv || $(BIN)/pip install -q 'uv==0.13.9'
+	$(BIN)/uv pip install -q -p $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
 	touch $(STAMP)
+
+lock: venv  ## re-resolve pyproject.toml's ranges into requirements.lock (then run make test)
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra mpnet --python-version 3.11 -o requirements.lock
 
 up:  ## start real Kafka (KRaft) and PostgreSQL on loopback
 	deploy/postgres/up.sh
