@@ -49,7 +49,9 @@ class Api:
         return response.json() if response.content else None
 
     async def wait_task(self, task_id: str, **kwargs: Any) -> dict[str, Any]:
-        for _ in range(500):
+        """The finished task; up to a minute, since the first task of a fresh machine may build
+        a model (distilling minilm-static@v1 takes ~20 s once)."""
+        for _ in range(3000):
             task: dict[str, Any] = await self.ok("GET", f"/v1/tasks/{task_id}", **kwargs)
             if task["status"] not in ("PENDING", "IN_PROGRESS", "PROCESSING"):
                 return task

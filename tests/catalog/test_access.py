@@ -66,6 +66,32 @@ async def _victim(api: Api) -> dict[str, str]:
         "POST", "/v1/aliases", namespace=ns,
         json={"alias_name": "live", "retriever_id": retriever["retriever_id"]},
     )  # fmt: skip
+    dataset = await api.ok(
+        "POST", "/v1/evaluations/datasets", namespace=ns,
+        json={"dataset_name": "gold", "document_id_field": "_id", "queries": [
+            {"query_id": "q1", "query_input": "victim", "relevant_documents": ["d1"]}]},
+    )  # fmt: skip
+    evaluation = await api.ok(
+        "POST", "/v1/evaluations", namespace=ns,
+        json={"retriever_id": retriever["retriever_id"], "dataset_id": dataset["dataset_id"]},
+    )  # fmt: skip
+    benchmark = await api.ok(
+        "POST", "/v1/benchmarks", namespace=ns,
+        json={"benchmark_name": "b", "baseline_retriever_id": retriever["retriever_id"],
+              "candidate_retriever_ids": [retriever["retriever_id"]], "session_count": 1},
+    )  # fmt: skip
+    taxonomy = await api.ok(
+        "POST", "/v1/taxonomies", namespace=ns,
+        json={"taxonomy_name": "t", "taxonomy_type": "flat",
+              "retriever_id": retriever["retriever_id"],
+              "input_mappings": [{"input_key": "query", "source": "field", "path": "text"}]},
+    )  # fmt: skip
+    cluster = await api.ok(
+        "POST", "/v1/clusters", namespace=ns,
+        json={"collection_id": collection["collection_id"], "algorithm": "kmeans",
+              "feature_uri": "offshoot://minilm-static@v1/text_embedding",
+              "params": {"n_clusters": 2}},
+    )  # fmt: skip
     return {
         "namespace_identifier": ns,
         "retriever_id": retriever["retriever_id"],
@@ -79,6 +105,14 @@ async def _victim(api: Api) -> dict[str, str]:
         "collection_id": collection["collection_id"],
         "document_id": documents["results"][0]["document_id"],
         "batch_id": trigger["batch_id"],
+        "variant": "canary",
+        "collection_a": collection["collection_id"],
+        "collection_b": collection["collection_id"],
+        "dataset_id": dataset["dataset_id"],
+        "evaluation_id": evaluation["evaluation_id"],
+        "benchmark_id": benchmark["benchmark_id"],
+        "taxonomy_id": taxonomy["taxonomy_id"],
+        "cluster_id": cluster["cluster_id"],
     }
 
 
