@@ -1,5 +1,6 @@
 """The demo story's first steps with every service in a process of its own (catalog, extractor,
-retrieval, gateway) on real Kafka and PostgreSQL, driven only through the SDK over HTTP.
+retrieval, gateway; taxonomy and evaluation share one) on real Kafka and PostgreSQL, driven only
+through the SDK over HTTP. Every clone participant must run: the clone saga waits for each.
 
 Qdrant Edge (the vector store without a server) opens its shards in one process at a time, so
 the extractor, which writes the vectors, is stopped (gracefully) before the gateway searches
@@ -26,7 +27,10 @@ OBJECTS = 200
 async def test_ingest_clone_and_search_with_one_process_per_service(tmp_path: Path) -> None:
     async with cluster(tmp_path, "e2e") as deployment:
         key = await deployment.bootstrap()
-        await asyncio.gather(*(deployment.start(r) for r in ("catalog", "extractor", "retrieval")))
+        await asyncio.gather(
+            *(deployment.start(r) for r in ("catalog", "extractor", "retrieval")),
+            deployment.start("analysis", "taxonomy,evaluation"),
+        )
         gateway = await deployment.start("gateway")
         client = Client(gateway.url, key)
         client.namespaces.create("prod")
