@@ -68,6 +68,21 @@ async def corpus(client: Api, count: int = 40) -> tuple[str, str, list[dict[str,
     return ns, collection["collection_id"], rows
 
 
+async def settled(client: Api, quiet_seconds: float = 0.3) -> None:
+    """Until the extractor's store stops moving: the last writes of an ingestion (its inbox,
+    task progress) may land after every document is visible, and each moves the position that
+    cache signatures are built from."""
+    store = client.runtime.adapters.extractor_store
+    head = await store.head_position()
+    for _ in range(100):
+        await asyncio.sleep(quiet_seconds)
+        now = await store.head_position()
+        if now == head:
+            return
+        head = now
+    raise AssertionError("the extractor's store kept moving")
+
+
 async def wait_documents(client: Api, ns: str, collection: str, count: int) -> None:
     seen = 0
     for _ in range(1500):

@@ -13,6 +13,7 @@ from tests.retrieval.conftest import (
     mmr_stage,
     retriever,
     search_stage,
+    settled,
 )
 
 
@@ -57,6 +58,7 @@ async def test_a_repeated_query_is_served_from_the_cache(api: Api) -> None:
     ns, collection, rows = await corpus(api, 10)
     created = await retriever(api, ns, collection)
     path = f"/v1/retrievers/{created['retriever_id']}"
+    await settled(api)
 
     first = await _execute(api, ns, path, rows[0]["title"])
     second = await _execute(api, ns, path, rows[0]["title"])
