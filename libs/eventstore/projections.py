@@ -63,11 +63,16 @@ class ProjectionRunner:
         *,
         batch_size: int = 500,
         idle_timeout: float = 1.0,
+        source: EventStore | None = None,
     ) -> None:
-        """``idle_timeout``: how long ``run`` waits for an append before checking again."""
+        """``idle_timeout``: how long ``run`` waits for an append before checking again.
+        ``source``: read the events from another store than the one holding the read model and
+        its checkpoint (a rebuild beside the live read model, e.g. into a fresh schema, to
+        compare or swap in); default ``store``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         self._store = store
+        self._source = store if source is None else source
         self._projection = projection
         self._batch_size = batch_size
         self._idle_timeout = idle_timeout
@@ -78,10 +83,10 @@ class ProjectionRunner:
         """Apply the events after the checkpoint up to the current head; return how many."""
         await self._setup()
         position = await self._store.load_checkpoint(self.checkpoint_name)
-        head = await self._store.head_position()
+        head = await self._source.head_position()
         applied = 0
         while position < head:
-            events = await self._store.read_all(from_position=position, limit=self._batch_size)
+            events = await self._source.read_all(from_position=position, limit=self._batch_size)
             if not events:
                 break
             async with self._store.transaction() as tx:
@@ -123,7 +128,7 @@ class ProjectionRunner:
             await self.catch_up()
             position = await self._store.load_checkpoint(self.checkpoint_name)
             await _first_of(
-                self._store.wait_for_append(after_position=position, timeout=self._idle_timeout),
+                self._source.wait_for_append(after_position=position, timeout=self._idle_timeout),
                 stop,
             )
 
