@@ -1,30 +1,44 @@
-"""OpenTelemetry helpers: one tracer, W3C trace context in message headers, messaging spans.
+"""OpenTelemetry helpers: one tracer, W3C trace context in message headers, messaging spans,
+and Offshoot's metric instruments.
 
-Offshoot only uses the OpenTelemetry *API*; a process that wants traces installs an SDK
-``TracerProvider`` (globally, or for Offshoot alone with ``use_tracer_provider``). Without one,
-every span here is a no-op and costs next to nothing.
+Offshoot only uses the OpenTelemetry *API*; a process that wants traces and metrics installs SDK
+providers (``libs.observability.configure`` in role processes, or for Offshoot alone with
+``use_tracer_provider``/``use_meter_provider``). Without them, every span and measurement here is
+a no-op and costs next to nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Tracer, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
+if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
+
 __all__ = [
     "TRACE_HEADERS",
+    "Instruments",
     "consumer_span",
     "context_from_carrier",
     "current_trace_context",
     "extract_context",
+    "fastapi_settings",
     "get_tracer",
     "inject_headers",
+    "instruments",
     "producer_span",
+    "record_consumer_lag",
+    "use_meter_provider",
     "use_tracer_provider",
 ]
 
@@ -57,6 +71,21 @@ def use_tracer_provider(provider: TracerProvider | None) -> Iterator[None]:
         yield
     finally:
         _provider_override = previous
+
+
+def fastapi_settings() -> TelemetryConfig:
+    """``FastAPI(telemetry=...)``: FastAPI's native request spans and HTTP metrics go to the
+    providers Offshoot's code uses (the overrides when set, else the global ones, which leave
+    FastAPI's telemetry off until a process configures them); health probes are not traced."""
+    return {
+        "tracer_provider": _provider_override,
+        "meter_provider": _meter_override,
+        "exclude": _is_probe,
+    }
+
+
+def _is_probe(scope: Any) -> bool:
+    return scope.get("path") in ("/healthz", "/readyz")
 
 
 def inject_headers(
@@ -141,3 +170,78 @@ def context_from_carrier(carrier: Mapping[str, str]) -> Context | None:
     """The context in ``carrier`` if it holds a valid span, else ``None`` (use the current one)."""
     remote = extract_context(carrier)
     return remote if _has_span(remote) else None
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+
+_meter_override: MeterProvider | None = None
+_lags: dict[tuple[str, str], int] = {}
+
+
+@dataclass(frozen=True)
+class Instruments:
+    """Offshoot's metric instruments, created once per meter provider (see ``instruments``)."""
+
+    query_duration: Histogram  # offshoot.retrieval.query.duration, ms per retriever execution
+    documents: Counter  # offshoot.extractor.documents written; throughput is its rate
+
+
+_instruments: WeakKeyDictionary[MeterProvider, Instruments] = WeakKeyDictionary()
+
+
+@contextmanager
+def use_meter_provider(provider: MeterProvider | None) -> Iterator[None]:
+    """Route Offshoot's measurements to ``provider`` for the block (as ``use_tracer_provider``)."""
+    global _meter_override
+    previous = _meter_override
+    _meter_override = provider
+    try:
+        yield
+    finally:
+        _meter_override = previous
+
+
+def instruments() -> Instruments:
+    """The instruments of the current meter provider (the override, else the global one).
+
+    The first call for a provider creates them, with the ``offshoot.bus.consumer.lag`` gauge,
+    which reports what ``record_consumer_lag`` last recorded.
+    """
+    provider = _meter_override or metrics.get_meter_provider()
+    found = _instruments.get(provider)
+    if found is None:
+        meter = provider.get_meter(INSTRUMENTATION_NAME)
+        found = Instruments(
+            query_duration=meter.create_histogram(
+                "offshoot.retrieval.query.duration",
+                unit="ms",
+                description="Duration of a retriever execution (all stages, or a cache hit).",
+            ),
+            documents=meter.create_counter(
+                "offshoot.extractor.documents",
+                unit="{document}",
+                description="Documents written by the extractor (ingestion, trigger, back-fill).",
+            ),
+        )
+        meter.create_observable_gauge(
+            "offshoot.bus.consumer.lag",
+            callbacks=[_observe_lags],
+            unit="{message}",
+            description="Messages of a topic a consumer group has not committed yet.",
+        )
+        _instruments[provider] = found
+    return found
+
+
+def record_consumer_lag(group: str, topic: str, lag: int) -> None:
+    """The latest lag of ``group`` on ``topic``, reported by the gauge at its next collection."""
+    _lags[(group, topic)] = lag
+
+
+def _observe_lags(options: CallbackOptions) -> Iterable[Observation]:
+    return [
+        Observation(
+            lag, {"messaging.consumer.group.name": group, "messaging.destination.name": topic}
+        )
+        for (group, topic), lag in sorted(_lags.items())
+    ]

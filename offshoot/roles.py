@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Collection, Iterator
@@ -31,7 +32,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.bus import Bus
+from libs import observability, telemetry
+from libs.bus import Bus, KafkaBus
 from libs.errors import InvalidInputError
 from libs.eventstore import EventStore
 from libs.extractors import InferenceCache
@@ -51,6 +53,8 @@ from services.taxonomy.service import TaxonomyService
 
 if TYPE_CHECKING:
     from offshoot.runtime import Runtime
+
+log = logging.getLogger("offshoot.roles")
 
 SERVICE_ROLES = ("catalog", "extractor", "retrieval", "evaluation", "taxonomy", "webhooks")
 ROLES = (*SERVICE_ROLES, "gateway")
@@ -331,23 +335,32 @@ async def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> N
     offsets, close the stores."""
     from offshoot.runtime import Runtime
 
+    observed = observability.configure(service_name(settings.roles))
     echo(settings.summary())
+    echo(f"offshoot: {'telemetry':<12} {observed.exporter or 'not exported'}")
     runtime = await Runtime.open(
         data_dir=settings.data_dir, store_url=settings.database_url, bus_url=settings.bus_url,
         vectors_url=settings.qdrant_url, roles=settings.roles, grpc_port=settings.grpc_port,
     )  # fmt: skip
     health = Health(runtime)
+    lag: asyncio.Task[None] | None = None
     try:
         await health.record_start()
         if "gateway" in settings.roles:
             runtime.app.include_router(health.router())
             app: Any = runtime.asgi
         else:
-            app = FastAPI(title="Offshoot (health)", docs_url=None, redoc_url=None)
+            app = FastAPI(
+                title="Offshoot (health)", docs_url=None, redoc_url=None,
+                telemetry=telemetry.fastapi_settings(),
+            )  # fmt: skip
             app.include_router(health.router())
-        server = _Server(
-            uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+        server = _Server(  # log_config=None: uvicorn logs through the root handler (JSON)
+            uvicorn.Config(
+                app, host=settings.host, port=settings.port, log_level="warning", log_config=None
+            )
         )
+        lag = _watch_lag(runtime.bus, settings.kafka) if observed.exporter else None
 
         def stop() -> None:
             health.closing = True
@@ -359,9 +372,25 @@ async def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> N
                 echo(f"offshoot: retrieval gRPC on 127.0.0.1:{runtime.retrieval.grpc_port}")
             await server.serve()
     finally:
+        if lag is not None:
+            lag.cancel()
         health.closing = True
         await runtime.close()
         echo("offshoot: stopped")
+
+
+def service_name(roles: Collection[str]) -> str:
+    """``offshoot`` for every role, else ``offshoot-<role>[-<role>...]`` (OpenTelemetry's
+    ``service.name``)."""
+    return "offshoot" if frozenset(roles) == ALL else "-".join(["offshoot", *sorted(roles)])
+
+
+def _watch_lag(bus: Bus, servers: str | None) -> asyncio.Task[None] | None:
+    """The consumer-lag poller of this process's Kafka subscriptions (none on another bus)."""
+    kafka = getattr(bus, "inner", bus)
+    if servers is None or not isinstance(kafka, KafkaBus) or not kafka.subscriptions:
+        return None
+    return asyncio.create_task(watch_consumer_lag(servers, kafka.subscriptions))
 
 
 class _Server(uvicorn.Server):
@@ -410,29 +439,62 @@ async def describe_group(servers: str, group: str) -> GroupState:
 async def consumer_lag(servers: str, group: str, topic: str) -> int:
     """Messages of ``topic`` the group has not committed yet (end offsets minus committed offsets,
     summed over partitions; a partition the group never committed counts from its start)."""
+    return (await consumer_lags(servers, [(topic, group)]))[(topic, group)]
+
+
+async def consumer_lags(
+    servers: str, subscriptions: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """``consumer_lag`` of every ``(topic, group)``, through one admin client and one consumer."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    partitions = [TopicPartition(topic, p) for p in await topic_partitions(servers, topic)]
-    if not partitions:
-        return 0
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        lag = 0
-        for tp in partitions:
-            found = committed.get(tp)
-            offset = found.offset if found is not None and found.offset >= 0 else starts[tp]
-            lag += max(0, ends[tp] - offset)
-        return lag
+        topics_ = sorted({topic for topic, _ in subscriptions})
+        described = await admin.describe_topics(topics_) if topics_ else []
+        partitions = {
+            found["topic"]: [
+                TopicPartition(found["topic"], int(p["partition"])) for p in found["partitions"]
+            ]
+            for found in described
+        }
+        every = [tp for tps in partitions.values() for tp in tps]
+        ends = await consumer.end_offsets(every) if every else {}
+        starts = await consumer.beginning_offsets(every) if every else {}
+        lags: dict[tuple[str, str], int] = {}
+        for topic, group in subscriptions:
+            held = partitions.get(topic, [])
+            committed = (
+                await admin.list_consumer_group_offsets(group, partitions=held) if held else {}
+            )
+            lag = 0
+            for tp in held:
+                found = committed.get(tp)
+                offset = found.offset if found is not None and found.offset >= 0 else starts[tp]
+                lag += max(0, ends[tp] - offset)
+            lags[(topic, group)] = lag
+        return lags
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def watch_consumer_lag(
+    servers: str, subscriptions: Collection[tuple[str, str]], *, interval: float = 15.0
+) -> None:
+    """Record the lag of every subscription for the ``offshoot.bus.consumer.lag`` gauge, every
+    ``interval`` seconds until cancelled (a failed poll is logged; the next one tries again)."""
+    while True:
+        try:
+            for (topic, group), lag in (await consumer_lags(servers, subscriptions)).items():
+                telemetry.record_consumer_lag(group, topic, lag)
+        except Exception as error:
+            log.warning("consumer lag not read: %s: %s", type(error).__name__, error)
+        await asyncio.sleep(interval)
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -23,6 +23,7 @@ from contracts import topics
 from contracts.envelope import Envelope
 from contracts.namespaces import NamespaceForkAcknowledged
 from contracts.tasks import TaskCreated
+from libs import telemetry
 from libs.bus import Bus, consume_envelopes, open_bus
 from libs.eventstore import EventStore, open_event_store
 from libs.extractors import InferenceCache
@@ -143,7 +144,10 @@ class Runtime:
         self.store = adapters.catalog_store
         self.bus = adapters.bus
         self.catalog = CatalogService(self.store, fork_participants=fork_participants)
-        self.app = FastAPI(title="Offshoot", version="1")
+        # FastAPI's own OpenTelemetry support: a SERVER span per request (continuing the
+        # caller's traceparent), current while the request stores events and publishes
+        # commands, so their producer and consumer spans join its trace
+        self.app = FastAPI(title="Offshoot", version="1", telemetry=telemetry.fastapi_settings())
         install_error_handlers(self.app)
         self._principal = principal_dependency(self.catalog)
         self.resources = ResourceService(self.catalog)

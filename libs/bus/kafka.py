@@ -232,6 +232,11 @@ class KafkaBus:
         for member in self._members:  # a restart waits for a fresh join
             member.listener.joined.clear()
 
+    @property
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """``(topic, group)`` of every subscription so far, as Kafka names them (for lag)."""
+        return list(dict.fromkeys((m.topic, m.group) for m in self._members))
+
     # -- the port --------------------------------------------------------------------------
 
     async def ensure_topic(self, topic: str, *, partitions: int) -> None:

@@ -43,6 +43,7 @@ from contracts.extractor import (
 )
 from contracts.namespaces import NamespaceForkAcknowledged, NamespaceForked
 from contracts.tasks import TaskCreated, TaskFinished, TaskProgressed, TaskStatus
+from libs import telemetry
 from libs.bus import Bus, consume_envelopes
 from libs.errors import ConflictError, NotFoundError
 from libs.event_codec import to_new_event
@@ -79,6 +80,12 @@ def generation_owner(collection_id: str, batch_id: str) -> str:
 
 def _batch_of(owner: str) -> str | None:
     return owner.split(".", 1)[1] if "." in owner else None
+
+
+def _count_written(outcome: Outcome, kind: str) -> None:
+    """``offshoot.extractor.documents``: documents written (counted once, not per generation)."""
+    if outcome.documents:
+        telemetry.instruments().documents.add(len(outcome.documents), {"offshoot.batch.kind": kind})
 
 
 def _ids(cause: uuid.UUID, *names: str) -> list[uuid.UUID]:
@@ -418,6 +425,7 @@ class ExtractorService:
         positions = await self._append(
             namespace_id, events, _ids(key, *owners), source=source, causation=cause
         )
+        _count_written(outcome, "ingest")
         for owner, position in zip(owners, positions, strict=True):
             if outcome.points:
                 view = await self._view(found["space"], owner)
@@ -633,6 +641,7 @@ class ExtractorService:
                                              done=min(done, max(total, done)), total=max(total, done)))  # fmt: skip
             position, *_ = await self._append(namespace_id, events,
                                               _ids(key, "written", "progress")[: len(events)])  # fmt: skip
+            _count_written(outcome, batch["kind"])
             if outcome.points:
                 view = await self.vectors.get_view(space=space_spec(found["space"]), owner=owner)
                 await self.vectors.upsert(view=view, points=outcome.points, position=position)
@@ -777,6 +786,7 @@ class ExtractorService:
             )
             written = written.model_copy(update={"batch_id": batch_id})
             (position,) = await self._append(namespace_id, [written], [uuid.uuid4()])
+            _count_written(outcome, "retry")
             if outcome.points:
                 view = await self._view(found["space"], owner)
                 await self.vectors.upsert(view=view, points=outcome.points, position=position)

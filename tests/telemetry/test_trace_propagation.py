@@ -6,29 +6,17 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from contracts.envelope import DeadLetter, Envelope
 from libs import telemetry
 from libs.bus import Bus, KafkaBus, LocalBus, Message, consume_envelopes, publish_envelope
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """An SDK provider exporting to memory, used by Offshoot's code for this test only."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with telemetry.use_tracer_provider(provider):
-        yield exporter
-    provider.shutdown()
 
 
 @pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.integration)])

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from libs import telemetry
 from libs.errors import InvalidInputError
 from libs.extractors import (
     CachedExtractor,
@@ -168,8 +169,27 @@ class RetrievalEngine:
         self, plan: Plan | RetrieverDefinition, inputs: Mapping[str, JsonValue]
     ) -> ExecutionResult:
         """Run the plan with the request's inputs: ranked documents, per-stage reports, the
-        feature URIs used, and what came from caches."""
+        feature URIs used, and what came from caches. Traced (a span per stage) and timed
+        (``offshoot.retrieval.query.duration``, by execution-cache hit or error type)."""
         started = time.perf_counter()
+        retriever = plan.retriever if isinstance(plan, Plan) else plan
+        attributes: dict[str, str | bool] = {}
+        with telemetry.get_tracer().start_as_current_span(
+            "retriever.execute", attributes={"offshoot.retriever_id": retriever.retriever_id}
+        ):
+            try:
+                result = await self._execute(plan, inputs, started)
+                attributes["offshoot.cache_hit"] = result.cache.execution_hit
+                return result
+            except BaseException as error:  # cancelled queries are timed too
+                attributes["error.type"] = type(error).__name__
+                raise
+            finally:
+                telemetry.instruments().query_duration.record(_ms(started), attributes)
+
+    async def _execute(
+        self, plan: Plan | RetrieverDefinition, inputs: Mapping[str, JsonValue], started: float
+    ) -> ExecutionResult:
         if isinstance(plan, RetrieverDefinition):
             plan = self.plan(plan)
         retriever = plan.retriever
@@ -206,13 +226,17 @@ class RetrievalEngine:
         )
         candidates: list[Candidate] = []
         reports = []
+        tracer = telemetry.get_tracer()
         for i, step in enumerate(plan.steps):
             context.is_source = i == 0
             stage_started = time.perf_counter()
             incoming = len(candidates)
-            candidates = await step.run(candidates, context)
-            reports.append(
-                StageReport(
+            with tracer.start_as_current_span(
+                f"stage {step.stage_id}",
+                attributes={"offshoot.stage_id": step.stage_id, "offshoot.stage_name": step.name},
+            ) as span:
+                candidates = await step.run(candidates, context)
+                report = StageReport(
                     stage_name=step.name,
                     stage_id=step.stage_id,
                     stage_type=step.stage_type,
@@ -222,7 +246,14 @@ class RetrievalEngine:
                     cache_hit=context.stage_hits.get(step.name, False),
                     pushed_down=isinstance(step, AttributeFilter) and step.pushed_down,
                 )
-            )
+                span.set_attributes(
+                    {
+                        "offshoot.stage.input_count": incoming,
+                        "offshoot.stage.output_count": report.output_count,
+                        "offshoot.stage.cache_hit": report.cache_hit,
+                    }
+                )
+            reports.append(report)
         result = ExecutionResult(
             retriever_id=retriever.retriever_id,
             documents=tuple(RetrievedDocument.of(c) for c in candidates),
