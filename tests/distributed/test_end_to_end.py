@@ -1,6 +1,7 @@
 """The demo story's first steps with every service in a process of its own (catalog, extractor,
-retrieval, gateway; taxonomy and evaluation share one) on real Kafka and PostgreSQL, driven only
-through the SDK over HTTP. Every clone participant must run: the clone saga waits for each.
+retrieval, gateway; taxonomy, evaluation and webhooks share one) on real Kafka and PostgreSQL,
+driven from outside only: the SDK over HTTP, a command published straight to Kafka, and a
+webhook receiver. Every clone participant must run: the clone saga waits for each.
 
 Qdrant Edge (the vector store without a server) opens its shards in one process at a time, so
 the extractor, which writes the vectors, is stopped (gracefully) before the gateway searches
@@ -10,14 +11,20 @@ them; with a Qdrant server (``OFFSHOOT_QDRANT_URL``) every process shares it at 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from contracts import topics
+from contracts.envelope import Envelope
+from libs.bus import open_bus, publish_envelope
 from offshoot.client import Client
 from offshoot.demo import QUERY_SCHEMA, scifact
 from tests.distributed.conftest import current_documents, documents, ingest, wait_for
-from tests.distributed.harness import cluster
+from tests.distributed.harness import Cluster, cluster
+from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +36,15 @@ async def test_ingest_clone_and_search_with_one_process_per_service(tmp_path: Pa
         key = await deployment.bootstrap()
         await asyncio.gather(
             *(deployment.start(r) for r in ("catalog", "extractor", "retrieval")),
-            deployment.start("analysis", "taxonomy,evaluation"),
+            deployment.start("analysis", "taxonomy,evaluation,webhooks"),
         )
         gateway = await deployment.start("gateway")
         client = Client(gateway.url, key)
+        receiver = Receiver(secrets={"main": "e2e-secret-0123456789"})
+        await receiver.start()
         client.namespaces.create("prod")
         prod = client.with_namespace("prod")
+        prod.webhooks.create(receiver.url(), ["alias.*"], secret="e2e-secret-0123456789")
         _, collection, object_ids = ingest(prod, OBJECTS)
         assert len(object_ids) == OBJECTS
 
@@ -69,6 +79,35 @@ async def test_ingest_clone_and_search_with_one_process_per_service(tmp_path: Pa
             }],
             input_schema=QUERY_SCHEMA,
         )  # fmt: skip
+        # the alias comes from an outside producer on Kafka; the webhook tells the receiver
+        command = {"alias_name": "search", "retriever_id": retriever.retriever_id}
+        namespace_id = client.namespaces.get("prod").namespace_id
+        await _send_command(deployment, key, "alias.create", command, namespace_id)
+
+        async def created_and_announced() -> bool:
+            hits = [h for h in receiver.at() if h.payload.get("type") == "alias.created"]
+            return bool(hits) and all(h.verified for h in hits)
+
+        await wait_for(created_and_announced, "the alias created over Kafka, and its webhook")
+        await receiver.stop()
+        assert prod.aliases.get("search").retriever_id == retriever.retriever_id
         title = next(scifact(1))["title"]
-        answer = prod.retrievers.execute(retriever.retriever_id, inputs={"query": title})
+        answer = prod.aliases.execute("search", inputs={"query": title})
+        assert answer.served_by == retriever.retriever_id
         assert len(answer.results) == 10
+
+
+async def _send_command(
+    deployment: Cluster, key: str, command_type: str, command: dict[str, Any], namespace: str
+) -> None:
+    """Publish ``command`` on the deployment's ``offshoot.commands`` as an outside producer would."""
+    bus = open_bus(f"kafka://{deployment.kafka}?prefix={deployment.prefix}")
+    await bus.start()
+    try:
+        envelope = Envelope(
+            event_id=uuid.uuid4(), type=command_type, stream_id="commands", version=1,
+            namespace_id=namespace, data={"api_key": key, "command": command},
+        )  # fmt: skip
+        await publish_envelope(bus, topics.COMMANDS, envelope)
+    finally:
+        await bus.stop()
