@@ -26,15 +26,17 @@ $(STAMP): pyproject.toml requirements.lock
 lock: venv  ## re-resolve pyproject.toml's ranges into requirements.lock (then run make test)
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra mpnet --python-version 3.11 -o requirements.lock
 
-up:  ## start real Kafka (KRaft) and PostgreSQL on loopback
+up: venv  ## real Kafka (KRaft) and PostgreSQL on loopback, then the distributed stack (API on :8000)
 	deploy/postgres/up.sh
 	deploy/kafka/up.sh
+	deploy/local/up.sh
 
 test-up:  ## the same servers for the test suite: Kafka from empty storage unless it already runs
 	deploy/postgres/up.sh
 	deploy/kafka/up.sh --fresh
 
-down:
+down:  ## SIGTERM the stack's processes, then stop Kafka and PostgreSQL
+	-deploy/local/down.sh
 	deploy/kafka/down.sh
 	deploy/postgres/down.sh
 
