@@ -8,7 +8,7 @@ export OFFSHOOT_KAFKA        ?= 127.0.0.1:9092
 export HF_HUB_OFFLINE        := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv lock up test-up down test unit lint demo bench bench-vectors contracts clean
+.PHONY: venv lock up servers test-up down test unit lint demo bench bench-vectors contracts clean
 
 venv: $(STAMP)
 
@@ -26,10 +26,12 @@ $(STAMP): pyproject.toml requirements.lock
 lock: venv  ## re-resolve pyproject.toml's ranges into requirements.lock (then run make test)
 	$(BIN)/uv pip compile -q pyproject.toml --extra dev --extra mpnet --python-version 3.11 -o requirements.lock
 
-up: venv  ## real Kafka (KRaft) and PostgreSQL on loopback, then the distributed stack (API on :8000)
+up: venv servers  ## real Kafka (KRaft) and PostgreSQL on loopback, then the distributed stack (API on :8000)
+	deploy/local/up.sh
+
+servers:  ## only Kafka and PostgreSQL (what the benchmarks need)
 	deploy/postgres/up.sh
 	deploy/kafka/up.sh
-	deploy/local/up.sh
 
 test-up:  ## the same servers for the test suite: Kafka from empty storage unless it already runs
 	deploy/postgres/up.sh
@@ -54,7 +56,7 @@ unit: venv  ## only what needs no server
 demo: venv  ## the main job, on the embedded default (no servers)
 	$(BIN)/offshoot demo $(ARGS)
 
-bench: venv up  ## the quick benchmarks (a few minutes); `make bench-vectors` adds the 100k-point one
+bench: venv servers  ## the quick benchmarks (a few minutes); `make bench-vectors` adds the 100k-point one
 	$(BIN)/python bench/eventstore.py $(ARGS)
 	$(BIN)/python bench/clone.py
 	$(BIN)/python bench/extract.py
