@@ -116,6 +116,11 @@ async def stored_events(store_url: str) -> dict[str, tuple[set[str], bool]]:
 async def published_events(servers: str, topic: str) -> list[str]:
     """The ``event_id`` of every message on ``topic`` (all partitions, start to end), repeats
     included: the outbox publishes at least once."""
+    return [str(message["event_id"]) for message in await topic_messages(servers, topic)]
+
+
+async def topic_messages(servers: str, topic: str) -> list[dict[str, Any]]:
+    """Every message on ``topic`` (all partitions, start to end), each a JSON object."""
     import json
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -131,12 +136,12 @@ async def published_events(servers: str, topic: str) -> list[str]:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        ids: list[str] = []
+        messages: list[dict[str, Any]] = []
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
             batch = await consumer.getmany(timeout_ms=1000)
             for records in batch.values():
-                ids += [str(json.loads(record.value)["event_id"]) for record in records]
-        return ids
+                messages += [json.loads(record.value) for record in records]
+        return messages
     finally:
         await stop_consumer(consumer)
 

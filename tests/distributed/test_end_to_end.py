@@ -19,11 +19,17 @@ import pytest
 
 from contracts import topics
 from contracts.envelope import Envelope
-from libs.bus import open_bus, publish_envelope
+from libs.bus import Bus, dlq_topic, open_bus, publish_envelope
 from offshoot.client import Client
 from offshoot.demo import QUERY_SCHEMA, scifact
-from tests.distributed.conftest import current_documents, documents, ingest, wait_for
-from tests.distributed.harness import Cluster, cluster
+from tests.distributed.conftest import (
+    current_documents,
+    documents,
+    ingest,
+    topic_messages,
+    wait_for,
+)
+from tests.distributed.harness import cluster
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.integration
@@ -79,10 +85,20 @@ async def test_ingest_clone_and_search_with_one_process_per_service(tmp_path: Pa
             }],
             input_schema=QUERY_SCHEMA,
         )  # fmt: skip
-        # the alias comes from an outside producer on Kafka; the webhook tells the receiver
+        # the alias comes from an outside producer on Kafka, after a malformed message and an
+        # unauthenticated command that must be dead-lettered without stopping the consumer;
+        # the webhook tells the receiver
         command = {"alias_name": "search", "retriever_id": retriever.retriever_id}
         namespace_id = client.namespaces.get("prod").namespace_id
-        await _send_command(deployment, key, "alias.create", command, namespace_id)
+        bus = open_bus(f"kafka://{deployment.kafka}?prefix={deployment.prefix}")
+        await bus.start()
+        try:
+            await bus.publish(topics.COMMANDS, b"{not json", key=namespace_id)
+            await _send_command(bus, "osk.key_00000000000000000000.x", "alias.create", command,
+                                namespace_id)  # fmt: skip
+            await _send_command(bus, key, "alias.create", command, namespace_id)
+        finally:
+            await bus.stop()
 
         async def created_and_announced() -> bool:
             hits = [h for h in receiver.at() if h.payload.get("type") == "alias.created"]
@@ -91,6 +107,12 @@ async def test_ingest_clone_and_search_with_one_process_per_service(tmp_path: Pa
         await wait_for(created_and_announced, "the alias created over Kafka, and its webhook")
         await receiver.stop()
         assert prod.aliases.get("search").retriever_id == retriever.retriever_id
+        letters = await topic_messages(
+            deployment.kafka, f"{deployment.prefix}{dlq_topic(topics.COMMANDS)}"
+        )
+        reasons = sorted(letter["reason"] for letter in letters)
+        assert len(reasons) == 2, reasons
+        assert any("invalid API key" in reason for reason in reasons), reasons
         title = next(scifact(1))["title"]
         answer = prod.aliases.execute("search", inputs={"query": title})
         assert answer.served_by == retriever.retriever_id
@@ -98,16 +120,11 @@ async def test_ingest_clone_and_search_with_one_process_per_service(tmp_path: Pa
 
 
 async def _send_command(
-    deployment: Cluster, key: str, command_type: str, command: dict[str, Any], namespace: str
+    bus: Bus, key: str, command_type: str, command: dict[str, Any], namespace: str
 ) -> None:
-    """Publish ``command`` on the deployment's ``offshoot.commands`` as an outside producer would."""
-    bus = open_bus(f"kafka://{deployment.kafka}?prefix={deployment.prefix}")
-    await bus.start()
-    try:
-        envelope = Envelope(
-            event_id=uuid.uuid4(), type=command_type, stream_id="commands", version=1,
-            namespace_id=namespace, data={"api_key": key, "command": command},
-        )  # fmt: skip
-        await publish_envelope(bus, topics.COMMANDS, envelope)
-    finally:
-        await bus.stop()
+    """Publish ``command`` on ``offshoot.commands`` as an outside producer would."""
+    envelope = Envelope(
+        event_id=uuid.uuid4(), type=command_type, stream_id="commands", version=1,
+        namespace_id=namespace, data={"api_key": key, "command": command},
+    )  # fmt: skip
+    await publish_envelope(bus, topics.COMMANDS, envelope)
