@@ -26,6 +26,7 @@ from contracts.evaluation import (
 )
 from libs.event_codec import from_recorded
 from libs.eventstore import RecordedEvent, TableProjection, Transaction
+from libs.readmodels import bodies, first_body, live_bodies, live_by_id_or_name
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS evl_datasets (
@@ -144,40 +145,30 @@ async def _update(
 
 
 async def datasets(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM evl_datasets WHERE namespace_id = $1 AND NOT deleted "
-        "ORDER BY dataset_name, dataset_id",
-        namespace_id,
-    )
-    return [json.loads(row["body"]) for row in rows]
+    return await live_bodies(tx, "evl_datasets", "dataset", namespace_id)
 
 
 async def dataset(tx: Transaction, namespace_id: str, identifier: str) -> dict[str, Any] | None:
-    """A live dataset by id, else by name."""
-    rows = await tx.fetch(
-        "SELECT body FROM evl_datasets WHERE namespace_id = $1 AND NOT deleted "
-        "AND (dataset_id = $2 OR dataset_name = $2) ORDER BY dataset_id = $2 DESC",
-        namespace_id, identifier,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+    return await live_by_id_or_name(tx, "evl_datasets", "dataset", namespace_id, identifier)
 
 
 async def evaluations(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
+    return await bodies(
+        tx,
         "SELECT body FROM evl_evaluations WHERE namespace_id = $1 ORDER BY position DESC",
         namespace_id,
     )
-    return [json.loads(row["body"]) for row in rows]
 
 
 async def evaluation(
     tx: Transaction, namespace_id: str, evaluation_id: str
 ) -> dict[str, Any] | None:
-    rows = await tx.fetch(
+    return await first_body(
+        tx,
         "SELECT body FROM evl_evaluations WHERE namespace_id = $1 AND evaluation_id = $2",
-        namespace_id, evaluation_id,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+        namespace_id,
+        evaluation_id,
+    )
 
 
 async def interactions(
@@ -220,17 +211,10 @@ async def session_interactions(
 
 
 async def benchmarks(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM evl_benchmarks WHERE namespace_id = $1 ORDER BY benchmark_name",
-        namespace_id,
-    )
-    return [json.loads(row["body"]) for row in rows]
+    return await live_bodies(tx, "evl_benchmarks", "benchmark", namespace_id, deletable=False)
 
 
 async def benchmark(tx: Transaction, namespace_id: str, identifier: str) -> dict[str, Any] | None:
-    rows = await tx.fetch(
-        "SELECT body FROM evl_benchmarks WHERE namespace_id = $1 "
-        "AND (benchmark_id = $2 OR benchmark_name = $2) ORDER BY benchmark_id = $2 DESC",
-        namespace_id, identifier,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+    return await live_by_id_or_name(
+        tx, "evl_benchmarks", "benchmark", namespace_id, identifier, deletable=False
+    )

@@ -25,6 +25,7 @@ from contracts.retrieval import (
 )
 from libs.event_codec import from_recorded
 from libs.eventstore import RecordedEvent, TableProjection, Transaction
+from libs.readmodels import bodies, live_bodies, live_by_id_or_name
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS rtv_retrievers (
@@ -195,46 +196,25 @@ async def _record_move(
 
 
 async def retrievers(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM rtv_retrievers WHERE namespace_id = $1 AND NOT deleted "
-        "ORDER BY retriever_name, retriever_id",
-        namespace_id,
-    )
-    return [json.loads(row["body"]) for row in rows]
+    return await live_bodies(tx, "rtv_retrievers", "retriever", namespace_id)
 
 
 async def retriever(tx: Transaction, namespace_id: str, identifier: str) -> dict[str, Any] | None:
-    """A live retriever by id, else by name."""
-    rows = await tx.fetch(
-        "SELECT body FROM rtv_retrievers WHERE namespace_id = $1 AND NOT deleted "
-        "AND (retriever_id = $2 OR retriever_name = $2) ORDER BY retriever_id = $2 DESC",
-        namespace_id, identifier,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+    return await live_by_id_or_name(tx, "rtv_retrievers", "retriever", namespace_id, identifier)
 
 
 async def aliases(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM rtv_aliases WHERE namespace_id = $1 AND NOT deleted ORDER BY alias_name",
-        namespace_id,
-    )
-    return [json.loads(row["body"]) for row in rows]
+    return await live_bodies(tx, "rtv_aliases", "alias", namespace_id)
 
 
 async def alias(tx: Transaction, namespace_id: str, alias_name: str) -> dict[str, Any] | None:
-    rows = await tx.fetch(
-        "SELECT body FROM rtv_aliases WHERE namespace_id = $1 AND NOT deleted "
-        "AND (alias_name = $2 OR alias_id = $2)",
-        namespace_id, alias_name,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+    return await live_by_id_or_name(tx, "rtv_aliases", "alias", namespace_id, alias_name)
 
 
 async def alias_history(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM rtv_alias_moves WHERE alias_id = $1 ORDER BY position", alias_id
+    return await bodies(
+        tx, "SELECT body FROM rtv_alias_moves WHERE alias_id = $1 ORDER BY position", alias_id
     )
-    return [json.loads(row["body"]) for row in rows]
 
 
 async def shadow_summary(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
@@ -263,12 +243,13 @@ async def shadow_summary(tx: Transaction, alias_id: str) -> list[dict[str, Any]]
 
 
 async def recent_comparisons(tx: Transaction, alias_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
+    return await bodies(
+        tx,
         "SELECT body FROM rtv_shadow_comparisons WHERE alias_id = $1 "
         "ORDER BY position DESC LIMIT $2",
-        alias_id, RECENT_COMPARISONS,
-    )  # fmt: skip
-    return [json.loads(row["body"]) for row in rows]
+        alias_id,
+        RECENT_COMPARISONS,
+    )
 
 
 def _float(value: Any) -> float | None:

@@ -21,6 +21,7 @@ from contracts.taxonomy import (
 )
 from libs.event_codec import from_recorded
 from libs.eventstore import RecordedEvent, TableProjection, Transaction
+from libs.readmodels import bodies, first_body, live_bodies, live_by_id_or_name
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS tax_taxonomies (
@@ -113,11 +114,10 @@ class TaxonomyProjection(TableProjection):
 async def _body(
     tx: Transaction, table: str, key: str, namespace_id: str, resource_id: str
 ) -> dict[str, Any] | None:
-    rows = await tx.fetch(
-        f"SELECT body FROM {table} WHERE namespace_id = $1 AND {key} = $2",
+    return await first_body(
+        tx, f"SELECT body FROM {table} WHERE namespace_id = $1 AND {key} = $2",
         namespace_id, resource_id,
     )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
 
 
 async def _version(
@@ -136,38 +136,25 @@ async def _version(
 
 
 async def taxonomies(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM tax_taxonomies WHERE namespace_id = $1 AND NOT deleted "
-        "ORDER BY taxonomy_name, taxonomy_id",
-        namespace_id,
-    )
-    return [json.loads(row["body"]) for row in rows]
+    return await live_bodies(tx, "tax_taxonomies", "taxonomy", namespace_id)
 
 
 async def taxonomy(tx: Transaction, namespace_id: str, identifier: str) -> dict[str, Any] | None:
-    """A live taxonomy by id, else by name."""
-    rows = await tx.fetch(
-        "SELECT body FROM tax_taxonomies WHERE namespace_id = $1 AND NOT deleted "
-        "AND (taxonomy_id = $2 OR taxonomy_name = $2) ORDER BY taxonomy_id = $2 DESC",
-        namespace_id, identifier,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+    return await live_by_id_or_name(tx, "tax_taxonomies", "taxonomy", namespace_id, identifier)
 
 
 async def taxonomy_anywhere(tx: Transaction, taxonomy_id: str) -> dict[str, Any] | None:
     """A live taxonomy by id in any namespace (ids are unique; the query-time stage has no
     namespace at hand)."""
-    rows = await tx.fetch(
-        "SELECT body FROM tax_taxonomies WHERE taxonomy_id = $1 AND NOT deleted", taxonomy_id
+    return await first_body(
+        tx, "SELECT body FROM tax_taxonomies WHERE taxonomy_id = $1 AND NOT deleted", taxonomy_id
     )
-    return json.loads(rows[0]["body"]) if rows else None
 
 
 async def versions(tx: Transaction, taxonomy_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM tax_versions WHERE taxonomy_id = $1 ORDER BY version", taxonomy_id
+    return await bodies(
+        tx, "SELECT body FROM tax_versions WHERE taxonomy_id = $1 ORDER BY version", taxonomy_id
     )
-    return [json.loads(row["body"]) for row in rows]
 
 
 async def clones_of(tx: Transaction, namespace_id: str, taxonomy_id: str) -> list[str]:
@@ -179,18 +166,8 @@ async def clones_of(tx: Transaction, namespace_id: str, taxonomy_id: str) -> lis
 
 
 async def clusters(tx: Transaction, namespace_id: str) -> list[dict[str, Any]]:
-    rows = await tx.fetch(
-        "SELECT body FROM tax_clusters WHERE namespace_id = $1 AND NOT deleted "
-        "ORDER BY cluster_name, cluster_id",
-        namespace_id,
-    )
-    return [json.loads(row["body"]) for row in rows]
+    return await live_bodies(tx, "tax_clusters", "cluster", namespace_id)
 
 
 async def cluster(tx: Transaction, namespace_id: str, identifier: str) -> dict[str, Any] | None:
-    rows = await tx.fetch(
-        "SELECT body FROM tax_clusters WHERE namespace_id = $1 AND NOT deleted "
-        "AND (cluster_id = $2 OR cluster_name = $2) ORDER BY cluster_id = $2 DESC",
-        namespace_id, identifier,
-    )  # fmt: skip
-    return json.loads(rows[0]["body"]) if rows else None
+    return await live_by_id_or_name(tx, "tax_clusters", "cluster", namespace_id, identifier)
