@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -259,25 +258,11 @@ class Health:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._start_heads: dict[str, int] = {}
         self.closing = False
-
-    def stores(self) -> dict[str, EventStore]:
-        """Every service's store (``<service>_store`` fields: a new service is checked too)."""
-        adapters = self.runtime.adapters
-        return {
-            field.name.removesuffix("_store"): getattr(adapters, field.name)
-            for field in dataclasses.fields(adapters)
-            if field.name.endswith("_store")
-        }
-
-    async def record_start(self) -> None:
-        for name, store in self.stores().items():
-            self._start_heads[name] = await store.head_position()
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {"bus": not self.closing}
-        for name, store in self.stores().items():
+        for name, store in self.runtime.adapters.stores().items():
             try:
                 async with asyncio.timeout(5):
                     async with store.transaction() as tx:
@@ -287,7 +272,7 @@ class Health:
             except Exception as error:
                 checks[name] = {"reachable": False, "error": f"{type(error).__name__}: {error}"}
                 continue
-            floor = self._start_heads.get(name, 0)
+            floor = self.runtime.start_heads.get(name, 0)
             behind = sorted(str(r["name"]) for r in rows if int(r["position"]) < floor)
             checks[name] = {"reachable": True, "behind": behind}
         ready = checks["bus"] and all(
@@ -345,7 +330,6 @@ async def serve(settings: Settings, *, echo: Callable[[str], None] = print) -> N
     health = Health(runtime)
     lag: asyncio.Task[None] | None = None
     try:
-        await health.record_start()
         if "gateway" in settings.roles:
             runtime.app.include_router(health.router())
             app: Any = runtime.asgi

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,14 @@ class Adapters:
     bus: Bus
     vectors: VectorStore
     cache: InferenceCache
+
+    def stores(self) -> dict[str, EventStore]:
+        """Every service's store by service name (a new ``<service>_store`` field counts too)."""
+        return {
+            field.name.removesuffix("_store"): getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name.endswith("_store")
+        }
 
     async def close(self) -> None:
         await self.vectors.close()
@@ -139,6 +148,7 @@ class Runtime:
         """``grpc_port``: also serve retrieval ``Execute`` over gRPC (0 = any free port, read
         ``runtime.retrieval.grpc_port``); off when None."""
         self.adapters = adapters
+        self.start_heads: dict[str, int] = {}  # each store's head when ``open`` began
         self._grpc_port = grpc_port
         self.roles = parse_roles(roles)  # see offshoot/roles.py: what this process consumes
         self.store = adapters.catalog_store
@@ -189,6 +199,11 @@ class Runtime:
             adapters, max_body_bytes=max_body_bytes, fork_participants=fork_participants,
             extractor_options=extractor_options, roles=roles, grpc_port=grpc_port,
         )  # fmt: skip
+        # before any service starts: a dormant read model catches up once, at start, and must
+        # not be judged against events appended after that (readiness, offshoot/roles.py)
+        runtime.start_heads = {
+            name: await store.head_position() for name, store in adapters.stores().items()
+        }
         await runtime._start()
         return runtime
 

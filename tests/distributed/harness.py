@@ -101,18 +101,22 @@ class Cluster:
 
     async def wait_ready(self, process: Process) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
+        last = "no answer"
         async with httpx.AsyncClient(timeout=5.0) as http:
             while time.monotonic() < deadline:
                 if not process.alive():
                     raise AssertionError(f"{process.name} exited:\n{process.log_tail()}")
                 try:
-                    if (await http.get(f"{process.url}/readyz")).status_code == 200:
+                    answer = await http.get(f"{process.url}/readyz")
+                    if answer.status_code == 200:
                         return
+                    last = answer.text
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.25)
         raise AssertionError(
-            f"{process.name} not ready in {READY_TIMEOUT} s:\n{process.log_tail()}"
+            f"{process.name} not ready in {READY_TIMEOUT} s (/readyz: {last}):\n"
+            f"{process.log_tail()}"
         )
 
     async def kill(self, name: str) -> None:
