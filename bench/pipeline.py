@@ -147,7 +147,7 @@ class Bench:
         return elapsed, written
 
 
-async def run(large: int, large_via: str) -> None:
+async def run(large: int, large_via: str, transformer_objects: int) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         runtime = await Runtime.open(
             data_dir=Path(scratch), inference_cache=Path(scratch) / "cache.sqlite3"
@@ -164,7 +164,7 @@ async def run(large: int, large_via: str) -> None:
             print(
                 "## Pipeline throughput: objects in → vectors stored (embedded, cold inference cache)"
             )
-            for model, count in (("minilm-static", 1000), ("minilm", 100)):
+            for model, count in (("minilm-static", 1000), ("minilm", transformer_objects)):
                 rows = abstracts(count)
                 extractor = get_extractor(model, "v1")
                 extractor.embed(["warm-up"])
@@ -203,11 +203,14 @@ async def run(large: int, large_via: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--large", type=int, default=100_000, help="points in the large collection")
-    parser.add_argument("--quick", action="store_true", help="a 10,000-point large collection")
+    parser.add_argument("--quick", action="store_true",
+                        help="a 10,000-point large collection and 100 minilm objects, not 1,000")  # fmt: skip
     parser.add_argument("--large-via", choices=("direct", "pipeline"), default="direct",
                         help="how the large collection is filled (see the module doc)")  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(run(10_000 if args.quick else args.large, args.large_via))
+    asyncio.run(
+        run(10_000 if args.quick else args.large, args.large_via, 100 if args.quick else 1000)
+    )
 
 
 if __name__ == "__main__":

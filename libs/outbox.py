@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from contracts import topics
 from contracts.envelope import Envelope
 from libs.bus import Bus, publish_envelope
-from libs.eventstore import EventStore, RecordedEvent
+from libs.eventstore import EventStore, RecordedEvent, wait_for_append_or_stop
 from libs.telemetry import extract_context
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,17 @@ class OutboxRelay:
         topic: str = topics.EVENTS,
         batch_size: int = 500,
         poll_interval: float = 0.05,
+        idle_timeout: float = 1.0,
     ) -> None:
+        """``poll_interval``: the first retry delay after a failure. ``idle_timeout``: how long
+        a quiet relay waits before looking again; appends wake it sooner (the store's own, at
+        once; another process's, at the store's poll interval)."""
         self._store = store
         self._bus = bus
         self._topic = topic
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._idle_timeout = idle_timeout
         self.checkpoint_name = f"outbox:{topic}"
 
     async def drain(self) -> int:
@@ -86,7 +91,9 @@ class OutboxRelay:
             try:
                 await self.drain()
                 head = await self._store.load_checkpoint(self.checkpoint_name)
-                await self._store.wait_for_append(after_position=head, timeout=self._poll_interval)
+                await wait_for_append_or_stop(
+                    self._store, after_position=head, timeout=self._idle_timeout, stop=stop
+                )
                 delay = self._poll_interval
             except Exception:
                 log.warning("outbox relay: drain failed; retrying in %.2f s", delay, exc_info=True)

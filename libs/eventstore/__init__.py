@@ -24,7 +24,12 @@ from libs.eventstore.base import (
     iterate_all,
 )
 from libs.eventstore.postgres import PostgresEventStore
-from libs.eventstore.projections import Projection, ProjectionRunner, TableProjection
+from libs.eventstore.projections import (
+    Projection,
+    ProjectionRunner,
+    TableProjection,
+    wait_for_append_or_stop,
+)
 from libs.eventstore.sqlite import SqliteEventStore
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "event_ids_for",
     "iterate_all",
     "open_event_store",
+    "wait_for_append_or_stop",
 ]
 
 

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, suppress
 from json.scanner import make_scanner
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from libs.errors import (
     ConcurrencyError,
@@ -27,9 +27,6 @@ from libs.errors import (
 )
 from libs.eventstore import _segments
 from libs.eventstore.base import ForkInfo, NewEvent, RecordedEvent, Transaction
-
-POLL_INTERVAL = 0.05
-"""How often ``wait_for_append`` looks for appends made by other processes (seconds)."""
 
 StoredIds = Mapping[uuid.UUID, tuple[str, int]]
 """Event ids already in the store: id -> (owner stream, global position)."""
@@ -81,6 +78,10 @@ ConnT = TypeVar("ConnT", bound=Connection)
 
 class SqlEventStore(ABC, Generic[ConnT]):
     """The ``EventStore`` port over SQL tables ``streams``, ``events`` and ``checkpoints``."""
+
+    poll_interval: ClassVar[float] = 0.05
+    """How often ``wait_for_append`` looks for appends made by other processes (seconds); this
+    instance's own appends wake its waiters at once."""
 
     def __init__(self) -> None:
         self._appended = asyncio.Event()
@@ -237,7 +238,7 @@ class SqlEventStore(ABC, Generic[ConnT]):
             if remaining <= 0:
                 return False
             with suppress(TimeoutError):
-                await asyncio.wait_for(appended.wait(), min(POLL_INTERVAL, remaining))
+                await asyncio.wait_for(appended.wait(), min(self.poll_interval, remaining))
 
     def _decode_all(self, rows: list[Any]) -> list[RecordedEvent]:
         """Every row as an event. The loop only allocates (it creates no reference cycles and

@@ -11,8 +11,8 @@ finds there, so a batch another runner applied meanwhile is skipped, never appli
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
-from typing import Any, ClassVar, Protocol
+from collections.abc import Sequence
+from typing import ClassVar, Protocol
 
 from libs.eventstore.base import EventStore, RecordedEvent, Transaction
 
@@ -127,9 +127,8 @@ class ProjectionRunner:
         while not stop.is_set():
             await self.catch_up()
             position = await self._store.load_checkpoint(self.checkpoint_name)
-            await _first_of(
-                self._source.wait_for_append(after_position=position, timeout=self._idle_timeout),
-                stop,
+            await wait_for_append_or_stop(
+                self._source, after_position=position, timeout=self._idle_timeout, stop=stop
             )
 
     async def _setup(self) -> None:
@@ -140,9 +139,20 @@ class ProjectionRunner:
             self._set_up = True
 
 
-async def _first_of(waiting: Coroutine[Any, Any, bool], stop: asyncio.Event) -> None:
-    """Wait until ``waiting`` returns or ``stop`` is set, whichever is first; cancel the other."""
-    waiter = asyncio.ensure_future(waiting)
+async def wait_for_append_or_stop(
+    store: EventStore,
+    *,
+    after_position: int,
+    timeout: float,  # noqa: ASYNC109 (an idle bound, not a deadline)
+    stop: asyncio.Event,
+) -> None:
+    """Until ``store`` holds an event after ``after_position``, ``timeout`` passes or ``stop`` is
+    set, whichever is first. Loops that follow a store (projection runners, outbox relays) wait
+    here with a long ``timeout``: the store wakes them on its own appends and polls for other
+    processes' at its own pace, and ``stop`` ends the wait at once."""
+    waiter = asyncio.ensure_future(
+        store.wait_for_append(after_position=after_position, timeout=timeout)
+    )
     stopper = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiosqlite
 
@@ -159,6 +159,12 @@ def _worker_thread(conn: aiosqlite.Connection) -> threading.Thread | None:
 
 class SqliteEventStore(SqlEventStore[_SqliteTransaction]):
     """The ``EventStore`` port on SQLite; ``open(":memory:")`` keeps everything in memory."""
+
+    # The embedded store is written by its own process, whose appends wake waiters at once:
+    # polling only catches another process writing the same file. Every poll is a query on the
+    # connection's thread, and a dozen waiters polling every 50 ms cost an idle runtime 7 % of a
+    # core, taken from the model threads an ingestion runs beside.
+    poll_interval: ClassVar[float] = 0.5
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         """Use ``await SqliteEventStore.open(path)``."""
