@@ -41,8 +41,8 @@ def mmr_stage(name: str = "diversify", limit: int = 5) -> dict[str, Any]:
 
 async def corpus(client: Api, count: int = 40) -> tuple[str, str, list[dict[str, Any]]]:
     """A namespace with one collection over ``count`` SciFact abstracts (text = title + abstract),
-    waited for until every document is searchable: (namespace_id, collection_id, rows); each
-    row gets the ``object_id`` it was stored as."""
+    waited for until every document is searchable and the extractor is done writing:
+    (namespace_id, collection_id, rows); each row gets the ``object_id`` it was stored as."""
     ns = (await client.ok("POST", "/v1/namespaces", json={"namespace_name": "papers"}))[
         "namespace_id"
     ]
@@ -65,6 +65,9 @@ async def corpus(client: Api, count: int = 40) -> tuple[str, str, list[dict[str,
     for row, created in zip(rows, reply["results"], strict=True):
         row["object_id"] = created["object_id"]
     await wait_documents(client, ns, collection["collection_id"], count)
+    # the collection's back-fill may write an object the live path wrote already (a new
+    # version, the same vector): tests that compare two answers start after both are done
+    await settled(client)
     return ns, collection["collection_id"], rows
 
 

@@ -9,12 +9,15 @@ import pytest
 from tests.catalog.conftest import Api
 from tests.retrieval.conftest import (
     QUERY_SCHEMA,
+    STATIC_URI,
     corpus,
     mmr_stage,
     retriever,
     search_stage,
-    settled,
+    wait_documents,
 )
+
+BM25_URI = "offshoot://bm25@v1/sparse_embedding"
 
 
 async def _execute(api: Api, ns: str, path: str, query: str, **extra: Any) -> dict[str, Any]:
@@ -58,7 +61,6 @@ async def test_a_repeated_query_is_served_from_the_cache(api: Api) -> None:
     ns, collection, rows = await corpus(api, 10)
     created = await retriever(api, ns, collection)
     path = f"/v1/retrievers/{created['retriever_id']}"
-    await settled(api)
 
     first = await _execute(api, ns, path, rows[0]["title"])
     second = await _execute(api, ns, path, rows[0]["title"])
@@ -66,6 +68,32 @@ async def test_a_repeated_query_is_served_from_the_cache(api: Api) -> None:
     assert not first["cache"]["execution_hit"]
     assert second["cache"]["execution_hit"]
     assert second["results"] == first["results"]
+
+
+async def test_two_models_in_two_collections_fuse_per_abstract(api: Api) -> None:
+    """A migration's old and new collections hold the same abstracts under document ids of
+    their own: fusion combines each abstract's scores instead of listing it once per model."""
+    ns, static, rows = await corpus(api, 20)
+    bucket = (await api.ok("GET", f"/v1/collections/{static}", namespace=ns))["source"]
+    lexical = await api.ok("POST", "/v1/collections", namespace=ns, json={
+        "collection_name": "lexical", "source": bucket,
+        "feature_extractor": {"feature_extractor_name": "bm25", "version": "v1"}})  # fmt: skip
+    await wait_documents(api, ns, lexical["collection_id"], 20)  # the back-fill
+    legs = [{"feature_uri": STATIC_URI, "query": "{{INPUT.query}}", "top_k": 20, "weight": 0.9},
+            {"feature_uri": BM25_URI, "query": "{{INPUT.query}}", "top_k": 20, "weight": 0.1}]  # fmt: skip
+    stage = {"stage_name": "blend", "stage_type": "filter", "config": {
+        "stage_id": "feature_search",
+        "parameters": {"searches": legs, "fusion": "weighted", "final_top_k": 40}}}  # fmt: skip
+    created = await api.ok("POST", "/v1/retrievers", namespace=ns, json={
+        "retriever_name": "blend", "collection_identifiers": [static, lexical["collection_id"]],
+        "input_schema": QUERY_SCHEMA, "stages": [stage]})  # fmt: skip
+
+    answer = await _execute(api, ns, f"/v1/retrievers/{created['retriever_id']}", rows[0]["title"])
+
+    roots = [d["root_object_id"] for d in answer["results"]]
+    assert len(roots) == len(set(roots)) == 20  # one result per abstract
+    assert roots[0] == rows[0]["object_id"]
+    assert set(answer["results"][0]["leg_scores"]) == {STATIC_URI, BM25_URI}
 
 
 async def test_a_clone_with_mmr_leaves_the_original_unchanged(api: Api) -> None:

@@ -40,9 +40,24 @@ from services.retrieval.engine.stages.base import (
     StageParameters,
 )
 
-__all__ = ["FeatureSearch", "FeatureSearchParameters", "SearchLeg"]
+__all__ = ["FeatureSearch", "FeatureSearchParameters", "SearchLeg", "identity"]
 
 MAX_RESTRICTION = 10_000
+
+
+def identity(point: ScoredPoint) -> str:
+    """What makes hits of two collections one item: the same source input and chunk. A
+    collection cloned onto another model (a migration's new collection, a BM25 twin) holds the
+    same abstracts under document ids of its own, so fusing by document id would list each
+    abstract once per model instead of combining its scores."""
+    source = point.payload.get("source_document_id") or point.payload.get("root_object_id")
+    if not source:
+        return point.document_id
+    return f"{source}#{point.payload.get('chunk_index') or 0}"
+
+
+def _best_first(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
 
 
 class SearchLeg(StageParameters):
@@ -172,16 +187,18 @@ class FeatureSearch(Stage[FeatureSearchParameters]):
             if cached is not None:
                 return list(cached)
         where = store.all_of(self.prefilter, restriction)
-        legs: list[list[ScoredPoint]] = []
+        legs: list[list[tuple[str, float]]] = []  # (item identity, score) best first
         hits: dict[str, tuple[str, ScoredPoint]] = {}
         vectors: dict[str, dict[str, DenseVector | SparseVector]] = {}
         for i, leg in enumerate(self.parameters.searches):
             points = await self._search_leg(i, queries[i], where, context)
-            legs.append([p for _, p in points])
+            # ties broken by identity: the store's order among equal scores varies by call
+            ranked = sorted(((identity(p), p.score) for _, p in points), key=_best_first)
+            legs.append(ranked)
             for collection_id, point in points:
-                hits.setdefault(point.document_id, (collection_id, point))
+                hits.setdefault(identity(point), (collection_id, point))
                 if point.vector is not None:
-                    vectors.setdefault(point.document_id, {})[leg.feature_uri] = point.vector
+                    vectors.setdefault(identity(point), {})[leg.feature_uri] = point.vector
         result = self._fused(legs, hits, vectors)
         if key is not None:
             context.stage_cache_put(key, tuple(result))
@@ -189,36 +206,37 @@ class FeatureSearch(Stage[FeatureSearchParameters]):
 
     def _fused(
         self,
-        legs: list[list[ScoredPoint]],
+        legs: list[list[tuple[str, float]]],
         hits: Mapping[str, tuple[str, ScoredPoint]],
         vectors: Mapping[str, Mapping[str, DenseVector | SparseVector]],
     ) -> list[Candidate]:
+        """One candidate per item (see ``identity``), shown as the first leg's document of it."""
         names = self._leg_names()
         per_leg: dict[str, dict[str, float]] = {}
-        for name, points in zip(names, legs, strict=True):
-            for point in points:
-                per_leg.setdefault(point.document_id, {})[name] = point.score
+        for name, ranked in zip(names, legs, strict=True):
+            for item, score in ranked:
+                per_leg.setdefault(item, {})[name] = score
         if len(legs) == 1:
-            ranking = [(p.document_id, p.score) for p in legs[0]]
+            ranking = legs[0]
         else:
             ranking = fuse(
                 self.parameters.fusion,
                 [
-                    Leg(ranked=[(p.document_id, p.score) for p in points], weight=leg.weight)
-                    for points, leg in zip(legs, self.parameters.searches, strict=True)
+                    Leg(ranked=ranked, weight=leg.weight)
+                    for ranked, leg in zip(legs, self.parameters.searches, strict=True)
                 ],
                 k=self.parameters.rrf_k,
             )
         return [
             Candidate(
-                document_id=document_id,
-                collection_id=hits[document_id][0],
+                document_id=hits[item][1].document_id,
+                collection_id=hits[item][0],
                 score=score,
-                payload=hits[document_id][1].payload,
-                vectors=dict(vectors.get(document_id, {})),
-                legs=per_leg.get(document_id, {}),
+                payload=hits[item][1].payload,
+                vectors=dict(vectors.get(item, {})),
+                legs=per_leg.get(item, {}),
             )
-            for document_id, score in ranking[: self.final_top_k]
+            for item, score in ranking[: self.final_top_k]
         ]
 
     def _leg_names(self) -> list[str]:
