@@ -32,7 +32,7 @@ import httpx
 
 from libs.eventstore import open_event_store
 from offshoot.client import Client
-from offshoot.demo import SCHEMA, STATIC, scifact
+from offshoot.demo import papers, scifact
 from offshoot.roles import consumer_lag
 from offshoot.runtime import _schema_url
 from offshoot.stack import layout
@@ -132,12 +132,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> bool:
         sdk = Client(gateway, key)
         sdk.namespaces.create("load")
         ns = sdk.with_namespace("load")
-        bucket = ns.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
-        collection = ns.collections.create(
-            "abstracts",
-            source={"type": "bucket", "bucket_id": bucket.bucket_id},
-            feature_extractor=STATIC,
-        )
+        bucket, collection = papers(ns)
         corpus = list(scifact(100_000))  # SciFact has 5,183; cycled with a unique _id
         seed = [{"fields": row} for row in corpus[:SEED]]
         ns.objects.create_batch(bucket.bucket_id, seed)

@@ -71,6 +71,18 @@ def scifact(count: int) -> Iterator[dict[str, Any]]:
             }
 
 
+def papers(client: Client, extractor: dict[str, str] = STATIC) -> tuple[Record, Record]:
+    """The bucket of SciFact abstracts (``SCHEMA``, upserted by BEIR ``_id``) and a collection
+    over it with ``extractor``, in ``client``'s namespace: (bucket, collection)."""
+    bucket = client.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
+    collection = client.collections.create(
+        "abstracts",
+        source={"type": "bucket", "bucket_id": bucket.bucket_id},
+        feature_extractor=extractor,
+    )
+    return bucket, collection
+
+
 def parse_model(model: str) -> dict[str, str]:
     """``minilm@v1`` → the extractor reference a collection takes."""
     name, _, version = model.partition("@")
@@ -185,12 +197,7 @@ class Story:
         console.print(f"API key {key.key_id} (shown once, stored hashed): {key.api_key[:12]}…")
         client.namespaces.create("prod", description="production")
         prod = client.with_namespace("prod")
-        bucket = prod.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
-        static = prod.collections.create(
-            "abstracts",
-            source={"type": "bucket", "bucket_id": bucket.bucket_id},
-            feature_extractor=STATIC,
-        )
+        bucket, static = papers(prod)
         with _bar(f"ingesting into {static.feature_uri}", len(rows)) as advance:
             for start in range(0, len(rows), 500):
                 prod.objects.create_batch(

@@ -7,18 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from offshoot.client import Client, Record
-from offshoot.demo import SCHEMA, STATIC, scifact
+from offshoot.demo import papers, scifact
 
 
 def ingest(client: Client, count: int) -> tuple[Record, Record, list[str]]:
     """A bucket of ``count`` SciFact abstracts and a minilm-static collection over it; returns
     the bucket, the collection and the object ids."""
-    bucket = client.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
-    collection = client.collections.create(
-        "abstracts",
-        source={"type": "bucket", "bucket_id": bucket.bucket_id},
-        feature_extractor=STATIC,
-    )
+    bucket, collection = papers(client)
     rows = list(scifact(count))
     object_ids: list[str] = []
     for start in range(0, len(rows), 100):

@@ -23,7 +23,7 @@ import pytest
 
 from libs.eventstore import EventStore, ProjectionRunner, open_event_store
 from offshoot.client import Client
-from offshoot.demo import SCHEMA, STATIC, scifact
+from offshoot.demo import papers, scifact
 from offshoot.runtime import _schema_url
 from services.catalog.readmodel import CatalogProjection
 from services.catalog.resources_readmodel import ResourcesProjection
@@ -47,12 +47,7 @@ async def test_a_projection_replayed_from_zero_under_traffic_equals_the_live_one
         client = Client(deployment.processes["gateway"].url, key)
         client.namespaces.create("prod")
         prod = client.with_namespace("prod")
-        bucket = prod.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
-        collection = prod.collections.create(
-            "abstracts",
-            source={"type": "bucket", "bucket_id": bucket.bucket_id},
-            feature_extractor=STATIC,
-        )
+        bucket, collection = papers(prod)
         rows = list(scifact(BATCHES * PER_BATCH))
         sent: list[str] = []
         stop = threading.Event()

@@ -57,16 +57,11 @@ def test_a_restarted_embedded_client_sees_the_same_data(tmp_path: Path) -> None:
 
 
 def test_search_through_an_alias_finds_an_abstract_by_its_title(client: Client) -> None:
-    from offshoot.demo import SCHEMA, STATIC, scifact
+    from offshoot.demo import papers, scifact
 
     client.namespaces.create("search")
     ns = client.with_namespace("search")
-    bucket = ns.buckets.create("papers", bucket_schema=SCHEMA, unique_key="_id")
-    collection = ns.collections.create(
-        "abstracts",
-        source={"type": "bucket", "bucket_id": bucket.bucket_id},
-        feature_extractor=STATIC,
-    )
+    bucket, collection = papers(ns)
     rows = list(scifact(20))
     ns.objects.create_batch(bucket.bucket_id, [{"fields": row} for row in rows])
     deadline = time.monotonic() + 60
