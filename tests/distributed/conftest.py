@@ -47,6 +47,20 @@ def wait_until(
         time.sleep(interval)
 
 
+async def fetch_value(store_url: str, schema: str, sql: str, *args: Any) -> Any:
+    """The first column of the first row of ``sql`` in one service's store (``schema``: the
+    service's schema suffix, "" for the catalog's), through a store opened for this query."""
+    from libs.eventstore import open_event_store
+    from offshoot.runtime import _schema_url
+
+    store = await open_event_store(_schema_url(store_url, schema) if schema else store_url)
+    try:
+        async with store.transaction() as tx:
+            return await tx.fetchval(sql, *args)
+    finally:
+        await store.close()
+
+
 async def current_documents(store_url: str, collection_id: str) -> list[str]:
     """The root object id of every current document row of the collection's active generation,
     read from the extractor's read model in PostgreSQL (no vector store involved), one entry per

@@ -26,6 +26,7 @@ from tests.distributed.conftest import (
     SERVICE_SCHEMAS,
     current_documents,
     documents,
+    fetch_value,
     ingest,
     wait_for,
 )
@@ -99,34 +100,19 @@ def _assert_invisible(client: Client) -> None:
 
 async def _awaiting(store_url: str, namespace_id: str) -> list[str] | None:
     """The participants the catalog still waits for (None before the fork is recorded)."""
-    from libs.eventstore import open_event_store
-
-    store = await open_event_store(store_url)
-    try:
-        async with store.transaction() as tx:
-            awaiting = await tx.fetchval(
-                "SELECT awaiting FROM cat_namespaces WHERE namespace_id = $1", namespace_id
-            )
-    finally:
-        await store.close()
+    awaiting = await fetch_value(
+        store_url, "", "SELECT awaiting FROM cat_namespaces WHERE namespace_id = $1", namespace_id
+    )
     return None if awaiting is None else sorted(json.loads(awaiting))
 
 
 async def _acknowledgements(store_url: str, namespace_id: str) -> int:
     """Acknowledgements of the clone stored by the participants (each in its own store)."""
-    from libs.eventstore import open_event_store
-    from offshoot.runtime import _schema_url
-
     total = 0
-    for suffix in SERVICE_SCHEMAS[1:]:
-        store = await open_event_store(_schema_url(store_url, suffix))
-        try:
-            async with store.transaction() as tx:
-                total += await tx.fetchval(
-                    "SELECT count(*) FROM events WHERE type = $1 AND data ->> 'namespace_id' = $2",
-                    ACK,
-                    namespace_id,
-                )
-        finally:
-            await store.close()
+    for schema in SERVICE_SCHEMAS[1:]:
+        total += await fetch_value(
+            store_url, schema,
+            "SELECT count(*) FROM events WHERE type = $1 AND data ->> 'namespace_id' = $2",
+            ACK, namespace_id,
+        )  # fmt: skip
     return total

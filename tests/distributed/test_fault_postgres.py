@@ -21,7 +21,7 @@ import pytest
 
 from offshoot.client import Client
 from offshoot.demo import SCHEMA, scifact
-from tests.distributed.conftest import published_events, stored_events, wait_for
+from tests.distributed.conftest import fetch_value, published_events, stored_events, wait_for
 from tests.distributed.harness import cluster
 from tests.distributed.servers import postgres
 from tests.infra import database_url, kafka_servers
@@ -110,12 +110,7 @@ async def _objects(client: Client, bucket_id: str) -> list[dict[str, Any]]:
 
 
 async def _count_stored(store_url: str, event_type: str) -> int:
-    from libs.eventstore import open_event_store
-
-    store = await open_event_store(store_url)
-    try:
-        async with store.transaction() as tx:
-            count = await tx.fetchval("SELECT count(*) FROM events WHERE type = $1", event_type)
-    finally:
-        await store.close()
+    count = await fetch_value(
+        store_url, "", "SELECT count(*) FROM events WHERE type = $1", event_type
+    )
     return int(count)

@@ -12,7 +12,7 @@ import pytest
 from libs.vectors import EdgeVectorStore
 from offshoot.client import Client
 from services.extractor.service import space_spec
-from tests.distributed.conftest import current_documents, ingest, wait_for
+from tests.distributed.conftest import current_documents, fetch_value, ingest, wait_for
 from tests.distributed.harness import cluster
 
 pytestmark = pytest.mark.integration
@@ -64,16 +64,9 @@ async def test_killing_the_extractor_mid_batch_loses_and_duplicates_nothing(
 async def _collection_body(store_url: str, collection_id: str) -> dict[str, Any]:
     import json
 
-    from libs.eventstore import open_event_store
-    from offshoot.runtime import _schema_url
-
-    store = await open_event_store(_schema_url(store_url, "extractor"))
-    try:
-        async with store.transaction() as tx:
-            body = await tx.fetchval(
-                "SELECT body FROM ext_collections WHERE collection_id = $1", collection_id
-            )
-    finally:
-        await store.close()
+    body = await fetch_value(
+        store_url, "extractor", "SELECT body FROM ext_collections WHERE collection_id = $1",
+        collection_id,
+    )  # fmt: skip
     parsed: dict[str, Any] = json.loads(body)
     return parsed
