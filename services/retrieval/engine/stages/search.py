@@ -191,14 +191,15 @@ class FeatureSearch(Stage[FeatureSearchParameters]):
         hits: dict[str, tuple[str, ScoredPoint]] = {}
         vectors: dict[str, dict[str, DenseVector | SparseVector]] = {}
         for i, leg in enumerate(self.parameters.searches):
-            points = await self._search_leg(i, queries[i], where, context)
-            # ties broken by identity: the store's order among equal scores varies by call
-            ranked = sorted(((identity(p), p.score) for _, p in points), key=_best_first)
-            legs.append(ranked)
-            for collection_id, point in points:
-                hits.setdefault(identity(point), (collection_id, point))
+            ranked = []
+            for collection_id, point in await self._search_leg(i, queries[i], where, context):
+                item = identity(point)
+                ranked.append((item, point.score))
+                hits.setdefault(item, (collection_id, point))
                 if point.vector is not None:
-                    vectors.setdefault(identity(point), {})[leg.feature_uri] = point.vector
+                    vectors.setdefault(item, {})[leg.feature_uri] = point.vector
+            # ties broken by identity: the store's order among equal scores varies by call
+            legs.append(sorted(ranked, key=_best_first))
         result = self._fused(legs, hits, vectors)
         if key is not None:
             context.stage_cache_put(key, tuple(result))
